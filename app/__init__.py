@@ -1,0 +1,1 @@
+"""Homeward: laboratory information system for autologous cell therapy batches."""

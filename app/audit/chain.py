@@ -1,0 +1,148 @@
+"""The hash chain: canonical content, event hashes and verification (AUD-3).
+
+The canonical content of an event is the compact JSON array
+
+    ["homeward.audit.v1", scope, prev_hash, occurred_at, actor_id, actor, action,
+     entity_type, entity_id, old_values, new_values, reason]
+
+(UTF-8, no spaces; `occurred_at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC; `old_values` and
+`new_values` are the canonical JSON texts stored in the row). Its SHA-256 in hex is the event's
+hash. Chains are per scope (a patient's COI, or GLOBAL_SCOPE); the first event of a scope has
+GENESIS as prev_hash. The form is pinned by a test vector in tests/audit/test_chain.py.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+CANONICAL_VERSION = "homeward.audit.v1"
+GENESIS = "0" * 64
+GLOBAL_SCOPE = "global"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(item) for item in value)
+    raise TypeError(f"cannot put {type(value).__name__} in an audit event")
+
+
+def canonical_json(values: dict[str, Any] | None) -> str | None:
+    """Deterministic JSON for old/new values: sorted keys, no spaces, UTF-8 kept as is."""
+    if values is None:
+        return None
+    return json.dumps(
+        values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
+    )
+
+
+def timestamp(moment: datetime) -> str:
+    """The canonical form of an instant: UTC with microseconds and a Z."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(
+    *,
+    scope: str,
+    prev_hash: str,
+    occurred_at: datetime,
+    actor_id: int | None,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: int | None,
+    old_values: str | None,
+    new_values: str | None,
+    reason: str | None,
+) -> str:
+    """SHA-256 (hex) of the event's canonical content."""
+    content = json.dumps(
+        [
+            CANONICAL_VERSION,
+            scope,
+            prev_hash,
+            timestamp(occurred_at),
+            actor_id,
+            actor,
+            action,
+            entity_type,
+            entity_id,
+            old_values,
+            new_values,
+            reason,
+        ],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    ok: bool
+    events_checked: int
+    first_bad_seq: int | None
+
+
+# Row layout consumed by verify(): the columns of audit_event in this order.
+ROW_COLUMNS = (
+    "seq",
+    "scope",
+    "prev_hash",
+    "hash",
+    "occurred_at",
+    "actor_id",
+    "actor",
+    "action",
+    "entity_type",
+    "entity_id",
+    "old_values",
+    "new_values",
+    "reason",
+)
+
+
+def verify(rows: Iterable[tuple[Any, ...]]) -> Verification:
+    """Check rows (ordered by seq, laid out as ROW_COLUMNS); name the first broken event.
+
+    An event is broken if its stored hash is not the hash of its content, or if its prev_hash is
+    not the hash of the previous event of its scope (a deleted, inserted or reordered event).
+    """
+    last_hash: dict[str, str] = {}
+    checked = 0
+    for row in rows:
+        (seq, scope, prev_hash, stored, occurred_at, actor_id, actor, action, entity_type,
+         entity_id, old_values, new_values, reason) = row  # fmt: skip
+        checked += 1
+        expected_prev = last_hash.get(scope, GENESIS)
+        actual = event_hash(
+            scope=scope,
+            prev_hash=prev_hash,
+            occurred_at=occurred_at,
+            actor_id=actor_id,
+            actor=actor,
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            old_values=old_values,
+            new_values=new_values,
+            reason=reason,
+        )
+        if prev_hash != expected_prev or actual != stored:
+            return Verification(ok=False, events_checked=checked, first_bad_seq=seq)
+        last_hash[scope] = stored
+    return Verification(ok=True, events_checked=checked, first_bad_seq=None)

@@ -1,0 +1,159 @@
+"""Writing and reading the audit trail. `record()` is called by the service that makes a change,
+inside that change's transaction (AUD-1, AUD-4)."""
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import or_, select, text
+from sqlmodel import Session, col
+
+from app.audit.actions import AuditAction, EntityType
+from app.audit.chain import (
+    GENESIS,
+    GLOBAL_SCOPE,
+    ROW_COLUMNS,
+    Verification,
+    canonical_json,
+    event_hash,
+    verify,
+)
+from app.audit.models import AuditEvent
+from app.auth.models import User
+from app.clock import utcnow
+
+Actor = User | str  # a user, or the name of a non-human actor ("system", "anonymous")
+
+
+def _lock_scope(session: Session, scope: str) -> None:
+    """Serialize appends to one chain. SQLite's BEGIN IMMEDIATE already serializes all writers."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(scope.encode()).digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def record(
+    session: Session,
+    *,
+    actor: Actor,
+    action: AuditAction,
+    entity_type: EntityType,
+    entity_id: int | None,
+    coi: str | None = None,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> AuditEvent:
+    """Append one event to the chain of `coi` (or the global chain) in the current transaction."""
+    scope = coi or GLOBAL_SCOPE
+    _lock_scope(session, scope)
+    prev_hash = (
+        session.execute(
+            select(AuditEvent.hash)
+            .where(AuditEvent.scope == scope)
+            .order_by(col(AuditEvent.seq).desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        or GENESIS
+    )
+    fields: dict[str, Any] = {
+        "scope": scope,
+        "prev_hash": prev_hash,
+        "occurred_at": utcnow(),
+        "actor_id": actor.id if isinstance(actor, User) else None,
+        "actor": actor.username if isinstance(actor, User) else actor,
+        "action": action.value,
+        "entity_type": entity_type.value,
+        "entity_id": entity_id,
+        "old_values": canonical_json(old),
+        "new_values": canonical_json(new),
+        "reason": reason,
+    }
+    event = AuditEvent(**fields, hash=event_hash(**fields))
+    session.add(event)
+    session.flush()
+    return event
+
+
+def events(
+    session: Session,
+    *,
+    entity_type: EntityType | None = None,
+    entity_id: int | None = None,
+    scope: str | None = None,
+    limit: int | None = 1000,
+    offset: int = 0,
+) -> Sequence[AuditEvent]:
+    """Events matching every given filter, oldest first."""
+    query = select(AuditEvent)
+    if entity_type is not None:
+        query = query.where(AuditEvent.entity_type == entity_type.value)
+    if entity_id is not None:
+        query = query.where(AuditEvent.entity_id == entity_id)
+    if scope is not None:
+        query = query.where(AuditEvent.scope == scope)
+    query = query.order_by(col(AuditEvent.seq)).offset(offset).limit(limit)
+    return session.execute(query).scalars().all()
+
+
+def events_of_entities(
+    session: Session, entities: dict[EntityType, Iterable[int]]
+) -> Sequence[AuditEvent]:
+    """Every event about any of the given entities, oldest first, in one query."""
+    clauses = [
+        (col(AuditEvent.entity_type) == kind.value) & col(AuditEvent.entity_id).in_(list(ids))
+        for kind, ids in entities.items()
+    ]
+    if not clauses:
+        return []
+    query = select(AuditEvent).where(or_(*clauses)).order_by(col(AuditEvent.seq))
+    return session.execute(query).scalars().all()
+
+
+CSV_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "actor",
+    "action",
+    "entity_type",
+    "entity_id",
+    "old_values",
+    "new_values",
+    "reason",
+    "hash",
+)
+
+
+def to_csv(rows: Iterable[AuditEvent]) -> str:
+    """A trail as CSV (AUD-5), one event a line, times in UTC."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for event in rows:
+        writer.writerow(
+            [
+                event.seq,
+                event.occurred_at.isoformat(),
+                event.actor,
+                event.action,
+                event.entity_type,
+                event.entity_id if event.entity_id is not None else "",
+                event.old_values or "",
+                event.new_values or "",
+                event.reason or "",
+                event.hash,
+            ]
+        )
+    return buffer.getvalue()
+
+
+def verify_chain(session: Session) -> Verification:
+    """Re-hash every event in `seq` order and name the first broken one (AUD-3)."""
+    table = AuditEvent.__table__
+    columns = [table.c[name] for name in ROW_COLUMNS]
+    result = session.execute(
+        select(*columns).order_by(table.c.seq).execution_options(yield_per=5000)
+    )
+    return verify(tuple(row) for row in result)

@@ -1,0 +1,47 @@
+"""Roles, permissions and the one table that maps them (CONVENTIONS 4).
+
+Every route declares exactly one permission (or is public); tests/auth/test_permissions.py walks
+every route for every role against this table.
+"""
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    TECHNICIAN = "technician"
+    QA = "qa"
+    CLINICIAN = "clinician"
+    ADMIN = "admin"
+
+
+class Permission(StrEnum):
+    USERS_MANAGE = "users.manage"
+    PATIENT_REGISTER = "patient.register"
+    PATIENT_READ = "patient.read"
+    PATIENT_VOID = "patient.void"
+    BIOPSY_REGISTER = "biopsy.register"
+    BIOPSY_RECEIVE = "biopsy.receive"
+    BIOPSY_VOID = "biopsy.void"
+    BATCH_REGISTER = "batch.register"
+    BATCH_READ = "batch.read"
+    SCAN = "scan"
+    AUDIT_READ = "audit.read"
+
+
+_LAB_READ = frozenset({Permission.PATIENT_READ, Permission.BATCH_READ, Permission.SCAN})
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.TECHNICIAN: _LAB_READ | {Permission.BIOPSY_RECEIVE, Permission.BATCH_REGISTER},
+    Role.QA: _LAB_READ | {Permission.AUDIT_READ, Permission.PATIENT_VOID, Permission.BIOPSY_VOID},
+    Role.CLINICIAN: _LAB_READ | {Permission.PATIENT_REGISTER, Permission.BIOPSY_REGISTER},
+    # Admin manages accounts and reads the audit trail; it grants no patient data by itself.
+    Role.ADMIN: frozenset({Permission.USERS_MANAGE, Permission.AUDIT_READ}),
+}
+
+
+def permissions_of(roles: "set[Role] | frozenset[Role] | list[Role]") -> frozenset[Permission]:
+    """Everything a user holding `roles` may do."""
+    granted: frozenset[Permission] = frozenset()
+    for role in roles:
+        granted |= ROLE_PERMISSIONS[role]
+    return granted

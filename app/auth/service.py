@@ -1,0 +1,329 @@
+"""Users, roles, login, tokens, lockout. Every change is audited in its own transaction."""
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+
+from sqlalchemy import delete, select, update
+from sqlmodel import Session, col
+
+from app.audit import service as audit
+from app.audit.actions import AuditAction, EntityType
+from app.auth import security
+from app.auth.models import AuthToken, User, UserRole
+from app.auth.permissions import Permission, Role, permissions_of
+from app.auth.schemas import USERNAME_PATTERN
+from app.clock import as_utc, utcnow
+from app.config import Settings
+from app.db import add_unique
+from app.errors import (
+    AccountLocked,
+    Conflict,
+    DuplicateUsername,
+    Forbidden,
+    InvalidCredentials,
+    NotAuthenticated,
+    NotFound,
+)
+
+USERNAME_RE = re.compile(USERNAME_PATTERN)
+
+# A token's last use is written at most this often: idle expiry stays exact to the minute
+# without a write on every request.
+TOUCH_INTERVAL = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated user of a request, with what their roles allow."""
+
+    user: User
+    roles: frozenset[Role]
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        return permissions_of(self.roles)
+
+    def require(self, permission: Permission) -> None:
+        if permission not in self.permissions:
+            raise Forbidden(
+                f"Your roles ({', '.join(sorted(self.roles)) or 'none'}) do not allow this "
+                f"action ({permission.value})."
+            )
+
+
+def roles_of(session: Session, user_id: int) -> frozenset[Role]:
+    rows = session.execute(select(UserRole.role).where(UserRole.user_id == user_id)).scalars()
+    return frozenset(Role(role) for role in rows)
+
+
+def roles_by_user(session: Session, user_ids: list[int]) -> dict[int, list[Role]]:
+    """Roles of many users in one query."""
+    result: dict[int, list[Role]] = {user_id: [] for user_id in user_ids}
+    rows = session.execute(
+        select(UserRole.user_id, UserRole.role).where(col(UserRole.user_id).in_(user_ids))
+    )
+    for user_id, role in rows:
+        result[user_id].append(Role(role))
+    return {user_id: sorted(roles) for user_id, roles in result.items()}
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user has id {user_id}.")
+    return user
+
+
+def user_by_username(session: Session, username: str) -> User | None:
+    """The user named `username`; a name no account could have is not even looked up."""
+    if not USERNAME_RE.fullmatch(username):
+        return None
+    return session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.execute(select(User).order_by(col(User.username))).scalars())
+
+
+def create_user(
+    session: Session,
+    settings: Settings,
+    *,
+    actor: User | str,
+    username: str,
+    full_name: str,
+    password: str,
+    roles: list[Role],
+) -> User:
+    """A new active user with `roles`; a taken username is a 409."""
+    user = User(
+        username=username,
+        full_name=full_name,
+        password_hash=security.hash_password(settings, password),
+    )
+    add_unique(session, user, DuplicateUsername(f"The username {username!r} is already taken."))
+    assert user.id is not None
+    session.add_all(UserRole(user_id=user.id, role=role.value) for role in roles)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.USER_CREATED,
+        entity_type=EntityType.USER,
+        entity_id=user.id,
+        new={"username": username, "full_name": full_name, "roles": sorted(roles)},
+    )
+    return user
+
+
+def set_roles(session: Session, *, actor: User, user: User, roles: list[Role]) -> None:
+    """Replace the roles of `user`."""
+    assert user.id is not None
+    old = sorted(roles_of(session, user.id))
+    if user.id == actor.id and Role.ADMIN in old and Role.ADMIN not in roles:
+        raise Conflict("You cannot remove your own admin role; ask another administrator.")
+    session.execute(delete(UserRole).where(col(UserRole.user_id) == user.id))
+    session.add_all(UserRole(user_id=user.id, role=role.value) for role in roles)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.USER_ROLES_SET,
+        entity_type=EntityType.USER,
+        entity_id=user.id,
+        old={"roles": old},
+        new={"roles": sorted(roles)},
+    )
+
+
+def set_active(session: Session, *, actor: User, user: User, active: bool) -> None:
+    """Deactivate (revoking every token) or reactivate an account."""
+    if user.id == actor.id and not active:
+        raise Conflict("You cannot deactivate your own account.")
+    if user.active == active:
+        return
+    user.active = active
+    session.add(user)
+    if not active:
+        _revoke_all_tokens(session, user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.USER_REACTIVATED if active else AuditAction.USER_DEACTIVATED,
+        entity_type=EntityType.USER,
+        entity_id=user.id,
+        old={"active": not active},
+        new={"active": active},
+    )
+
+
+def unlock(session: Session, *, actor: User, user: User) -> None:
+    """Lift a lockout and reset the failure count."""
+    old = {"locked": user.locked, "failed_logins": user.failed_logins}
+    user.locked = False
+    user.failed_logins = 0
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.USER_UNLOCKED,
+        entity_type=EntityType.USER,
+        entity_id=user.id,
+        old=old,
+        new={"locked": False, "failed_logins": 0},
+    )
+
+
+def record_failed_password(
+    session: Session, settings: Settings, *, user_id: int, action: AuditAction
+) -> None:
+    """Count one wrong password against `user_id`, lock at the threshold, audit both (SIG-5).
+
+    Runs as the aftermath of a refusal, in its own transaction; the increment is atomic so
+    concurrent failures all count.
+    """
+    failures = session.execute(
+        update(User)
+        .where(col(User.id) == user_id)
+        .values(failed_logins=col(User.failed_logins) + 1)
+        .returning(col(User.failed_logins))
+    ).scalar_one()
+    user = session.get(User, user_id, populate_existing=True)
+    assert user is not None
+    audit.record(
+        session,
+        actor=user,
+        action=action,
+        entity_type=EntityType.USER,
+        entity_id=user_id,
+        new={"failed_attempts": failures},
+    )
+    if failures >= settings.lockout_threshold and not user.locked:
+        user.locked = True
+        session.add(user)
+        _revoke_all_tokens(session, user)
+        session.flush()
+        audit.record(
+            session,
+            actor="system",
+            action=AuditAction.USER_LOCKED,
+            entity_type=EntityType.USER,
+            entity_id=user_id,
+            old={"locked": False},
+            new={"locked": True, "failed_attempts": failures},
+            reason=f"{failures} consecutive failed password attempts",
+        )
+
+
+def _record_unknown_login(session: Session, *, username: str) -> None:
+    audit.record(
+        session,
+        actor="anonymous",
+        action=AuditAction.LOGIN_FAILED,
+        entity_type=EntityType.USER,
+        entity_id=None,
+        new={
+            "username": username if USERNAME_RE.fullmatch(username) else "(not a valid username)",
+            "reason": "unknown or inactive user",
+        },
+    )
+
+
+def login(session: Session, settings: Settings, *, username: str, password: str) -> str:
+    """A new bearer token for valid credentials; failures are audited and count to lockout."""
+    wrong = "Wrong username or password."
+    user = user_by_username(session, username)
+    if user is None or not user.active:
+        security.burn_password_check(settings, password)
+        raise InvalidCredentials(wrong, aftermath=partial(_record_unknown_login, username=username))
+    assert user.id is not None
+    if user.locked:
+        raise AccountLocked(
+            "This account is locked after repeated failed attempts; an administrator must "
+            "unlock it.",
+            aftermath=partial(
+                audit.record,
+                actor=user.username,
+                action=AuditAction.LOGIN_FAILED,
+                entity_type=EntityType.USER,
+                entity_id=user.id,
+                new={"reason": "account locked"},
+            ),
+        )
+    if not security.password_matches(settings, user.password_hash, password):
+        raise InvalidCredentials(
+            wrong,
+            aftermath=partial(
+                record_failed_password,
+                settings=settings,
+                user_id=user.id,
+                action=AuditAction.LOGIN_FAILED,
+            ),
+        )
+    user.failed_logins = 0
+    session.add(user)
+    token = security.new_token()
+    now = utcnow()
+    session.add(
+        AuthToken(
+            digest=security.token_digest(settings, token),
+            user_id=user.id,
+            created_at=now,
+            last_used_at=now,
+        )
+    )
+    session.flush()
+    audit.record(
+        session,
+        actor=user,
+        action=AuditAction.LOGIN,
+        entity_type=EntityType.USER,
+        entity_id=user.id,
+    )
+    return token
+
+
+def authenticate(session: Session, settings: Settings, token: str) -> Principal:
+    """The principal owning a live token; an unknown, revoked or idle-expired token is a 401."""
+    row = session.get(AuthToken, security.token_digest(settings, token))
+    ended = NotAuthenticated("Your session has ended or the token is not valid; log in again.")
+    if row is None or row.revoked_at is not None:
+        raise ended
+    now = utcnow()
+    if now - as_utc(row.last_used_at) > timedelta(minutes=settings.token_idle_minutes):
+        raise ended
+    user = session.get(User, row.user_id)
+    if user is None or not user.active or user.locked:
+        raise ended
+    if now - as_utc(row.last_used_at) > TOUCH_INTERVAL:
+        row.last_used_at = now
+        session.add(row)
+    return Principal(user=user, roles=roles_of(session, row.user_id))
+
+
+def logout(session: Session, settings: Settings, *, principal: Principal, token: str) -> None:
+    """Revoke `token` now."""
+    row = session.get(AuthToken, security.token_digest(settings, token))
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.add(row)
+        session.flush()
+    audit.record(
+        session,
+        actor=principal.user,
+        action=AuditAction.LOGOUT,
+        entity_type=EntityType.USER,
+        entity_id=principal.user.id,
+    )
+
+
+def _revoke_all_tokens(session: Session, user: User) -> None:
+    session.execute(
+        update(AuthToken)
+        .where(col(AuthToken.user_id) == user.id, col(AuthToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )

@@ -1,0 +1,150 @@
+"""Batch registration from a received biopsy; reading a batch with what it derives from."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from app.audit import service as audit
+from app.audit.actions import AuditAction, EntityType
+from app.audit.models import AuditEvent
+from app.auth.models import User
+from app.batches.models import Batch
+from app.batches.schemas import BatchPublic, BatchSummary
+from app.batches.states import BATCH_LIFECYCLE, BatchStatus
+from app.biopsies import service as biopsies
+from app.biopsies.models import Biopsy
+from app.biopsies.schemas import BiopsyStatus
+from app.clock import utcnow
+from app.config import Settings
+from app.db import add_unique
+from app.errors import AlreadyRegistered, InvalidState, NotFound
+from app.identity.codes import DIN
+from app.identity.sequences import next_value
+from app.patients.models import Patient
+from app.vessels import service as vessels
+from app.vessels.repository import vessels_with_parent_codes
+
+
+@dataclass(frozen=True, slots=True)
+class BatchContext:
+    """A batch with the records its identity comes from."""
+
+    batch: Batch
+    biopsy: Biopsy
+    patient: Patient
+
+
+def summary(context: BatchContext) -> BatchSummary:
+    batch, biopsy, patient = context.batch, context.biopsy, context.patient
+    assert batch.id is not None and patient.id is not None
+    return BatchSummary(
+        id=batch.id,
+        batch_number=batch.batch_number,
+        din=biopsy.din,
+        din_check=DIN(biopsy.din).check,
+        coi=patient.coi,
+        status=BatchStatus(batch.status),
+        patient_id=patient.id,
+        biopsy_id=batch.biopsy_id,
+        created_at=batch.created_at,
+    )
+
+
+def _contexts(session: Session, *where) -> list[BatchContext]:
+    rows = session.execute(
+        select(Batch, Biopsy, Patient)
+        .join(Biopsy, col(Biopsy.id) == Batch.biopsy_id)
+        .join(Patient, col(Patient.id) == Biopsy.patient_id)
+        .where(*where)
+        .order_by(col(Batch.id).desc())
+    )
+    return [BatchContext(*row) for row in rows]
+
+
+def get(session: Session, batch_id: int) -> BatchContext:
+    found = _contexts(session, Batch.id == batch_id)
+    if not found:
+        raise NotFound(f"No batch has id {batch_id}.")
+    return found[0]
+
+
+def find(session: Session, *, patient_id: int | None = None) -> list[BatchContext]:
+    """Batches, newest first, optionally those of one patient."""
+    return _contexts(session, *([Patient.id == patient_id] if patient_id is not None else []))
+
+
+def detail(session: Session, context: BatchContext) -> BatchPublic:
+    """The batch with its vessels (a fixed number of queries however many vessels)."""
+    rows = vessels_with_parent_codes(session, biopsy_id=context.biopsy.id or 0)
+    return BatchPublic(
+        **summary(context).model_dump(),
+        allowed_next=sorted(BATCH_LIFECYCLE.allowed(BatchStatus(context.batch.status))),
+        vessels=[vessels.public(vessel, parent_code) for vessel, parent_code in rows],
+    )
+
+
+def register(session: Session, settings: Settings, *, actor: User, biopsy_id: int) -> BatchContext:
+    """A batch from a received, accepted biopsy; its tube becomes the batch's first vessel."""
+    biopsy, patient, tube = biopsies.get(session, biopsy_id)
+    status = biopsies.status_of(biopsy)
+    if status is not BiopsyStatus.RECEIVED:
+        raise InvalidState(
+            f"Biopsy {biopsy.din} is {status.value}; only a biopsy received and accepted at the "
+            "lab can start a batch."
+        )
+    already = AlreadyRegistered(
+        f"Biopsy {biopsy.din} already has a batch; a biopsy yields one batch."
+    )
+    if session.execute(select(Batch.id).where(Batch.biopsy_id == biopsy.id)).first() is not None:
+        raise already
+    now = utcnow()
+    sequence = next_value(session, f"batch:{settings.facility_id}:{now.year % 100:02d}")
+    assert actor.id is not None and biopsy.id is not None
+    batch = Batch(
+        batch_number=f"B{now.year % 100:02d}-{sequence:05d}",
+        biopsy_id=biopsy.id,
+        status=BatchStatus.REGISTERED.value,
+        created_by=actor.id,
+    )
+    add_unique(session, batch, already)
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.BATCH_REGISTERED,
+        entity_type=EntityType.BATCH,
+        entity_id=batch.id,
+        coi=patient.coi,
+        new={"batch_number": batch.batch_number, "din": biopsy.din, "status": batch.status},
+    )
+    tube.batch_id = batch.id
+    session.add(tube)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.VESSEL_ASSIGNED,
+        entity_type=EntityType.VESSEL,
+        entity_id=tube.id,
+        coi=patient.coi,
+        old={"batch_id": None},
+        new={"batch_id": batch.id},
+    )
+    return BatchContext(batch=batch, biopsy=biopsy, patient=patient)
+
+
+def trail(session: Session, context: BatchContext) -> list[AuditEvent]:
+    """Every audit event about the batch, its biopsy and its vessels, oldest first (AUD-5)."""
+    vessel_ids = [
+        v.id for v, _ in vessels_with_parent_codes(session, biopsy_id=context.biopsy.id or 0)
+    ]
+    return list(
+        audit.events_of_entities(
+            session,
+            {
+                EntityType.BATCH: [context.batch.id or 0],
+                EntityType.BIOPSY: [context.biopsy.id or 0],
+                EntityType.VESSEL: [vessel_id for vessel_id in vessel_ids if vessel_id is not None],
+            },
+        )
+    )

@@ -1,0 +1,208 @@
+"""Biopsy registration (a DIN and a labelled tube), receipt at the lab by scanning, voiding."""
+
+from datetime import timedelta
+from functools import partial
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from app.audit import service as audit
+from app.audit.actions import AuditAction, EntityType
+from app.auth.models import User
+from app.batches.models import Batch
+from app.batches.states import BatchStatus
+from app.biopsies.models import Biopsy
+from app.biopsies.schemas import BiopsyCreate, BiopsyPublic, BiopsyReceipt, BiopsyStatus
+from app.clock import utcnow
+from app.config import Settings
+from app.errors import IdentityMismatch, InvalidRequest, InvalidState, NotFound
+from app.identity.codes import DIN, parse_vessel_code
+from app.identity.sequences import next_value
+from app.lifecycle import transition
+from app.patients import service as patients
+from app.patients.models import Patient
+from app.vessels import service as vessels
+from app.vessels.models import Vessel
+from app.vessels.states import VESSEL_LIFECYCLE, VesselKind, VesselStatus
+
+# Clocks of the clinic's devices drift; a collection time this far ahead is still accepted.
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def status_of(biopsy: Biopsy) -> BiopsyStatus:
+    if biopsy.voided_at is not None:
+        return BiopsyStatus.VOIDED
+    if biopsy.received_at is None:
+        return BiopsyStatus.COLLECTED
+    return BiopsyStatus.RECEIVED if biopsy.accepted else BiopsyStatus.REJECTED
+
+
+def public(biopsy: Biopsy, tube: Vessel) -> BiopsyPublic:
+    assert biopsy.id is not None
+    return BiopsyPublic(
+        id=biopsy.id,
+        din=biopsy.din,
+        din_check=DIN(biopsy.din).check,
+        patient_id=biopsy.patient_id,
+        tube_code=tube.code,
+        collected_at=biopsy.collected_at,
+        site=biopsy.site,
+        mass_mg=biopsy.mass_mg,
+        status=status_of(biopsy),
+        received_at=biopsy.received_at,
+        receipt_temperature_c=biopsy.receipt_temperature_c,
+        accepted=biopsy.accepted,
+    )
+
+
+def get(session: Session, biopsy_id: int) -> tuple[Biopsy, Patient, Vessel]:
+    """The biopsy, its patient and its tube, in one query."""
+    row = session.execute(
+        select(Biopsy, Patient, Vessel)
+        .join(Patient, col(Patient.id) == Biopsy.patient_id)
+        .join(
+            Vessel, (col(Vessel.biopsy_id) == Biopsy.id) & (Vessel.kind == VesselKind.BIOPSY_TUBE)
+        )
+        .where(Biopsy.id == biopsy_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"No biopsy has id {biopsy_id}.")
+    return row[0], row[1], row[2]
+
+
+def register(
+    session: Session, settings: Settings, *, actor: User, data: BiopsyCreate
+) -> tuple[Biopsy, Vessel]:
+    """A new biopsy of a live patient, with a fresh DIN and its tube vessel."""
+    patient = patients.get(session, data.patient_id)
+    if patient.voided_at is not None:
+        raise InvalidState(
+            f"Patient {patient.coi} is voided; register the biopsy on the redone record."
+        )
+    now = utcnow()
+    if data.collected_at > now + CLOCK_SKEW:
+        raise InvalidRequest("The collection time is in the future.")
+    sequence = next_value(session, f"din:{settings.facility_id}:{now.year % 100:02d}")
+    din = DIN.build(settings.facility_id, now.year, sequence)
+    assert actor.id is not None
+    biopsy = Biopsy(
+        patient_id=data.patient_id,
+        din=din.value,
+        collected_at=data.collected_at,
+        site=data.site,
+        mass_mg=data.mass_mg,
+        created_by=actor.id,
+    )
+    session.add(biopsy)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.BIOPSY_REGISTERED,
+        entity_type=EntityType.BIOPSY,
+        entity_id=biopsy.id,
+        coi=patient.coi,
+        new=data.model_dump() | {"din": din.value},
+    )
+    tube = vessels.create(
+        session,
+        actor=actor,
+        biopsy=biopsy,
+        coi=patient.coi,
+        batch_id=None,
+        kind=VesselKind.BIOPSY_TUBE,
+        location="clinic",
+    )
+    return biopsy, tube
+
+
+def receive(
+    session: Session, *, actor: User, biopsy_id: int, data: BiopsyReceipt
+) -> tuple[Biopsy, Vessel]:
+    """Record receipt at the lab; the scanned tube must be this biopsy's (else 409, audited)."""
+    biopsy, patient, tube = get(session, biopsy_id)
+    scanned = parse_vessel_code(data.scanned_code).value
+    if scanned != tube.code:
+        raise IdentityMismatch(
+            f"The scanned tube {scanned} is not the tube of biopsy {biopsy.din} ({tube.code}). "
+            "Do not receive it; check both labels.",
+            aftermath=partial(
+                audit.record,
+                actor=actor,
+                action=AuditAction.BIOPSY_RECEIPT_MISMATCH,
+                entity_type=EntityType.BIOPSY,
+                entity_id=biopsy.id,
+                coi=patient.coi,
+                new={"expected_code": tube.code, "scanned_code": scanned},
+            ),
+        )
+    if status_of(biopsy) is not BiopsyStatus.COLLECTED:
+        raise InvalidState(
+            f"Biopsy {biopsy.din} is {status_of(biopsy).value}; it cannot be received."
+        )
+    if data.received_at < biopsy.collected_at:
+        raise InvalidRequest("The receipt time is before the collection time.")
+    if data.received_at > utcnow() + CLOCK_SKEW:
+        raise InvalidRequest("The receipt time is in the future.")
+    biopsy.received_at = data.received_at
+    biopsy.received_by = actor.id
+    biopsy.receipt_temperature_c = data.temperature_c
+    biopsy.accepted = data.accepted
+    biopsy.receipt_note = data.note
+    session.add(biopsy)
+    tube.location = "lab reception"
+    session.add(tube)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.BIOPSY_RECEIVED,
+        entity_type=EntityType.BIOPSY,
+        entity_id=biopsy.id,
+        coi=patient.coi,
+        old={"status": BiopsyStatus.COLLECTED},
+        new=data.model_dump(exclude={"scanned_code"}) | {"status": status_of(biopsy)},
+    )
+    if not data.accepted:
+        transition(
+            session,
+            VESSEL_LIFECYCLE,
+            tube,
+            VesselStatus.DISCARDED,
+            actor=actor,
+            coi=patient.coi,
+            label=f"Tube {tube.code}",
+            reason="biopsy not accepted at receipt",
+        )
+    return biopsy, tube
+
+
+def void(session: Session, *, actor: User, biopsy_id: int, reason: str) -> tuple[Biopsy, Vessel]:
+    """Void a wrong registration; a biopsy whose batch is still live cannot be voided."""
+    biopsy, patient, tube = get(session, biopsy_id)
+    if biopsy.voided_at is not None:
+        raise InvalidState(f"Biopsy {biopsy.din} is already voided.")
+    batch_status = session.execute(
+        select(Batch.status).where(Batch.biopsy_id == biopsy.id)
+    ).scalar_one_or_none()
+    if batch_status is not None and batch_status != BatchStatus.DESTROYED:
+        raise InvalidState(
+            f"Biopsy {biopsy.din} has a batch that is {batch_status}; destroy the batch first."
+        )
+    biopsy.voided_at = utcnow()
+    biopsy.voided_by = actor.id
+    biopsy.void_reason = reason
+    session.add(biopsy)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.BIOPSY_VOIDED,
+        entity_type=EntityType.BIOPSY,
+        entity_id=biopsy.id,
+        coi=patient.coi,
+        old={"voided": False},
+        new={"voided": True},
+        reason=reason,
+    )
+    return biopsy, tube

@@ -1,0 +1,111 @@
+"""`homeward`: the operators' command line."""
+
+import sys
+from typing import Annotated
+
+import typer
+
+from app.config import get_settings
+
+cli = typer.Typer(
+    help="Homeward: chain-of-identity LIS for autologous cell therapy.", no_args_is_help=True
+)
+db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_cli = typer.Typer(help="User accounts.", no_args_is_help=True)
+audit_cli = typer.Typer(help="Audit trail.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(users_cli, name="users")
+cli.add_typer(audit_cli, name="audit")
+
+
+def _factory():
+    from app.db import make_engine, session_factory_for
+
+    return session_factory_for(make_engine(get_settings().database_url))
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database to the newest schema (alembic upgrade head)."""
+    from app.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    typer.echo("database is at the newest schema")
+
+
+@users_cli.command("create")
+def users_create(
+    username: str,
+    role: Annotated[list[str], typer.Option("--role", help="technician, qa, clinician or admin")],
+    full_name: Annotated[str, typer.Option("--full-name")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Create a user; the password is read from standard input, never from the command line."""
+    from pydantic import ValidationError
+
+    from app.auth import service
+    from app.auth.schemas import UserCreate
+    from app.db import unit_of_work
+    from app.errors import HomewardError
+
+    if not password_stdin:
+        raise typer.BadParameter("pass the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        data = UserCreate(username=username, full_name=full_name, password=password, roles=role)
+        with unit_of_work(_factory()) as session:
+            user = service.create_user(session, get_settings(), actor="cli", **data.model_dump())
+            typer.echo(
+                f"created user {user.username} (id {user.id}) with roles {', '.join(data.roles)}"
+            )
+    except ValidationError as exc:
+        typer.echo(f"error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from exc
+    except HomewardError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@cli.command("demo")
+def demo() -> None:
+    """Load demo users and patients (idempotent) and print the demo logins."""
+    from app.demo import seed
+
+    users = seed(_factory(), get_settings())
+    typer.echo("Demo logins (DEMO ONLY - never on a production database):")
+    for user in users:
+        typer.echo(f"  {user.username:<10} {user.password:<22} {', '.join(user.roles)}")
+
+
+@cli.command("serve")
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option()] = 1,
+) -> None:
+    """Run the web server."""
+    import uvicorn
+
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Re-hash the whole audit trail; exit 1 naming the first broken event if tampered with."""
+    from app.audit.service import verify_chain
+
+    with _factory()() as session:
+        result = verify_chain(session)
+    if result.ok:
+        typer.echo(f"audit trail intact: {result.events_checked} events checked")
+        return
+    typer.echo(
+        f"AUDIT TRAIL BROKEN at event seq {result.first_bad_seq} "
+        f"({result.events_checked} events read)",
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    cli()

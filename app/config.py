@@ -1,0 +1,67 @@
+"""Typed settings from HOMEWARD_* environment variables (documented in deploy/env.example)."""
+
+from functools import lru_cache
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import Depends, Request
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOMEWARD_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///./homeward.db"
+    secret_key: str = DEFAULT_SECRET_KEY
+    facility_id: str = Field(default="A9999", pattern=r"^[A-NP-Z][0-9]{4}$")
+    display_timezone: str = "Europe/Rome"
+    token_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    lockout_threshold: int = Field(default=5, ge=1, le=100)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Argon2id cost (RFC 9106 "second recommended" profile by default). Tests lower it to keep
+    # the suite fast; production must not.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65_536, ge=1024)
+    # Worker threads for sync endpoints; FastAPI's default 40 halves scan throughput (DESIGN §12).
+    threadpool_size: int = Field(default=8, ge=1, le=200)
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> "Settings":
+        if self.environment != "development" and self.secret_key == DEFAULT_SECRET_KEY:
+            raise ValueError(
+                "HOMEWARD_SECRET_KEY is still the development default; set a random secret "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+            )
+        if self.environment != "development" and len(self.secret_key) < 32:
+            raise ValueError("HOMEWARD_SECRET_KEY must be at least 32 characters in production.")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
+
+
+def _settings_of(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings_of)]

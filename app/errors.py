@@ -1,0 +1,78 @@
+"""The one error family: every refusal carries a machine code, an HTTP status and a sentence."""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+Aftermath = Callable[["Session"], None]
+
+
+class HomewardError(Exception):
+    """A refusal a person can understand. Services raise these, never HTTPException."""
+
+    code: ClassVar[str] = "bad_request"
+    status: ClassVar[int] = 400
+
+    def __init__(self, detail: str, *, aftermath: Aftermath | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        # Written after the rollback, in its own transaction: the record of the refusal itself.
+        self.aftermath = aftermath
+
+
+class InvalidRequest(HomewardError):
+    code, status = "invalid_request", 422
+
+
+class InvalidCode(HomewardError):
+    code, status = "invalid_code", 422
+
+
+class NotAuthenticated(HomewardError):
+    code, status = "not_authenticated", 401
+
+
+class InvalidCredentials(HomewardError):
+    code, status = "invalid_credentials", 401
+
+
+class AccountLocked(HomewardError):
+    code, status = "account_locked", 401
+
+
+class Forbidden(HomewardError):
+    code, status = "forbidden", 403
+
+
+class NotFound(HomewardError):
+    code, status = "not_found", 404
+
+
+class Conflict(HomewardError):
+    code, status = "conflict", 409
+
+
+class DuplicateMRN(Conflict):
+    code = "duplicate_mrn"
+
+
+class DuplicateUsername(Conflict):
+    code = "duplicate_username"
+
+
+class AlreadyRegistered(Conflict):
+    code = "already_registered"
+
+
+class IdentityMismatch(HomewardError):
+    code, status = "identity_mismatch", 409
+
+
+class InvalidState(HomewardError):
+    code, status = "invalid_state", 409
+
+
+class PayloadTooLarge(HomewardError):
+    code, status = "payload_too_large", 413

@@ -1,0 +1,167 @@
+"""create_app(): routers, error handlers, body limit, thread pool, templates."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.audit.api import router as audit_router
+from app.auth.api import router as auth_router
+from app.batches.api import router as batches_router
+from app.biopsies.api import router as biopsies_router
+from app.config import Settings, get_settings
+from app.db import SessionFactory, make_engine, session_factory_for
+from app.errors import HomewardError
+from app.patients.api import router as patients_router
+from app.scan.api import router as scan_router
+
+API_PREFIX = "/api/v1"
+# Every JSON router; tests walk these to check each route's permission for every role.
+API_ROUTERS: tuple[APIRouter, ...] = (
+    auth_router,
+    patients_router,
+    biopsies_router,
+    batches_router,
+    scan_router,
+    audit_router,
+)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    """The one error shape: {"error": code, "detail": sentence}."""
+    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status)
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
+    fields = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        fields.append({"field": location or "body", "problem": str(error.get("msg", "invalid"))})
+    summary = "; ".join(f"{f['field']}: {f['problem']}" for f in fields[:5])
+    return f"The request is not valid: {summary}.", fields
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            response = error_response(
+                413, "payload_too_large", f"The request body exceeds {self.max_bytes} bytes."
+            )
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise StarletteHTTPException(
+                    413, f"The request body exceeds {self.max_bytes} bytes."
+                )
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HomewardError)
+    async def _homeward(_: Request, exc: HomewardError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, fields = _describe_validation(exc)
+        return error_response(422, "invalid_request", detail, fields=fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else "The request was refused."
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "There is nothing at this address."
+        if exc.status_code == 405:
+            detail = "This address does not accept that method."
+        return error_response(exc.status_code, code, detail)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Never echo internals (or personal data) back; the traceback goes to the server log.
+        return error_response(
+            500, "internal_error", "Something went wrong on the server; nothing was changed."
+        )
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health")
+    def health(request: Request) -> JSONResponse:
+        try:
+            with request.app.state.session_factory() as session:
+                session.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse({"status": "error", "database": "error"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    return router
+
+
+def create_app(
+    settings: Settings | None = None, session_factory: SessionFactory | None = None
+) -> FastAPI:
+    """The Homeward application; tests pass their own settings and session factory."""
+    settings = settings or get_settings()
+    engine = None
+    if session_factory is None:
+        engine = make_engine(settings.database_url)
+        session_factory = session_factory_for(engine)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
+        yield
+        if engine is not None:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Homeward",
+        version="0.1.0",
+        description="Chain-of-identity LIS for autologous cell therapy batches.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.session_factory = session_factory
+    _install_error_handlers(app)
+    for router in (_health_router(), *API_ROUTERS):
+        app.include_router(router, prefix=API_PREFIX)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,63 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from app.audit import service as audit
+from app.audit.api import csv_response
+from app.audit.schemas import AuditEventPublic
+from app.auth.deps import AuditReader, require
+from app.auth.permissions import Permission
+from app.auth.service import Principal
+from app.config import SettingsDep
+from app.db import SessionDep
+from app.patients import service
+from app.patients.schemas import MRN, PatientCreate, PatientPublic, VoidRequest
+from app.types import Id
+
+router = APIRouter(tags=["patients"])
+
+Registrar = Annotated[Principal, Depends(require(Permission.PATIENT_REGISTER))]
+Reader = Annotated[Principal, Depends(require(Permission.PATIENT_READ))]
+Voider = Annotated[Principal, Depends(require(Permission.PATIENT_VOID))]
+
+
+@router.post("/patients", response_model=PatientPublic, status_code=201)
+def register_patient(
+    body: PatientCreate, session: SessionDep, settings: SettingsDep, principal: Registrar
+) -> PatientPublic:
+    return service.public(service.register(session, settings, actor=principal.user, data=body))
+
+
+@router.get("/patients", response_model=list[PatientPublic])
+def list_patients(
+    session: SessionDep, _: Reader, mrn: Annotated[MRN | None, Query()] = None
+) -> list[PatientPublic]:
+    return [service.public(patient) for patient in service.find(session, mrn=mrn)]
+
+
+@router.get("/patients/{patient_id}", response_model=PatientPublic)
+def get_patient(patient_id: Id, session: SessionDep, _: Reader) -> PatientPublic:
+    return service.public(service.get(session, patient_id))
+
+
+@router.post("/patients/{patient_id}/void", response_model=PatientPublic)
+def void_patient(
+    patient_id: Id, body: VoidRequest, session: SessionDep, principal: Voider
+) -> PatientPublic:
+    patient = service.get(session, patient_id)
+    return service.public(
+        service.void(session, actor=principal.user, patient=patient, reason=body.reason)
+    )
+
+
+@router.get("/patients/{patient_id}/audit", response_model=list[AuditEventPublic])
+def patient_trail(patient_id: Id, session: SessionDep, _: AuditReader) -> list[AuditEventPublic]:
+    """The patient's whole chain of identity trail (their COI's audit chain), oldest first."""
+    coi = service.get(session, patient_id).coi
+    return [AuditEventPublic.from_event(e) for e in audit.events(session, scope=coi, limit=None)]
+
+
+@router.get("/patients/{patient_id}/audit.csv", response_class=Response)
+def patient_trail_csv(patient_id: Id, session: SessionDep, _: AuditReader) -> Response:
+    coi = service.get(session, patient_id).coi
+    return csv_response(audit.events(session, scope=coi, limit=None), f"audit-{coi}.csv")

@@ -1,0 +1,110 @@
+"""Patient registration and voiding. The COI is assigned here, once, and never edited (COI-1)."""
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from app.audit import service as audit
+from app.audit.actions import AuditAction, EntityType
+from app.auth.models import User
+from app.biopsies.models import Biopsy
+from app.clock import utcnow
+from app.config import Settings
+from app.db import add_unique
+from app.errors import DuplicateMRN, InvalidState, NotFound
+from app.identity.codes import build_coi
+from app.identity.sequences import next_value
+from app.patients.models import Patient
+from app.patients.schemas import PatientCreate, PatientPublic
+
+
+def public(patient: Patient) -> PatientPublic:
+    assert patient.id is not None
+    return PatientPublic(
+        id=patient.id,
+        mrn=patient.mrn,
+        coi=patient.coi,
+        family_name=patient.family_name,
+        given_name=patient.given_name,
+        birth_date=patient.birth_date,
+        sex=patient.sex,
+        created_at=patient.created_at,
+        voided=patient.voided_at is not None,
+        voided_at=patient.voided_at,
+        void_reason=patient.void_reason,
+    )
+
+
+def _duplicate(mrn: str) -> DuplicateMRN:
+    return DuplicateMRN(f"A patient with MRN {mrn} is already registered.")
+
+
+def register(session: Session, settings: Settings, *, actor: User, data: PatientCreate) -> Patient:
+    """A new patient with a fresh COI; an MRN already registered (and not voided) is a 409."""
+    live = select(Patient.id).where(Patient.mrn == data.mrn, col(Patient.voided_at).is_(None))
+    if session.execute(live).first() is not None:
+        raise _duplicate(data.mrn)
+    year = utcnow().year
+    sequence = next_value(session, f"coi:{settings.facility_id}:{year % 100:02d}")
+    assert actor.id is not None
+    patient = Patient(
+        **data.model_dump(),
+        coi=build_coi(settings.facility_id, year, sequence),
+        created_by=actor.id,
+    )
+    add_unique(session, patient, _duplicate(data.mrn))
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.PATIENT_REGISTERED,
+        entity_type=EntityType.PATIENT,
+        entity_id=patient.id,
+        coi=patient.coi,
+        new=data.model_dump() | {"coi": patient.coi},
+    )
+    return patient
+
+
+def get(session: Session, patient_id: int) -> Patient:
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound(f"No patient has id {patient_id}.")
+    return patient
+
+
+def find(session: Session, *, mrn: str | None = None, limit: int = 100) -> list[Patient]:
+    """Patients, newest first, optionally those with one MRN (voided registrations included)."""
+    query = select(Patient).order_by(col(Patient.id).desc()).limit(limit)
+    if mrn is not None:
+        query = query.where(Patient.mrn == mrn)
+    return list(session.execute(query).scalars())
+
+
+def void(session: Session, *, actor: User, patient: Patient, reason: str) -> Patient:
+    """Void a wrong registration so it can be redone; its biopsies must be voided first."""
+    if patient.voided_at is not None:
+        raise InvalidState(f"Patient {patient.coi} is already voided.")
+    live_biopsy = select(Biopsy.din).where(
+        Biopsy.patient_id == patient.id, col(Biopsy.voided_at).is_(None)
+    )
+    din = session.execute(live_biopsy.limit(1)).scalar_one_or_none()
+    if din is not None:
+        raise InvalidState(
+            f"Patient {patient.coi} still has biopsy {din}; void its biopsies before the patient."
+        )
+    patient.voided_at = utcnow()
+    patient.voided_by = actor.id
+    patient.void_reason = reason
+    session.add(patient)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.PATIENT_VOIDED,
+        entity_type=EntityType.PATIENT,
+        entity_id=patient.id,
+        coi=patient.coi,
+        old={"voided": False},
+        new={"voided": True},
+        reason=reason,
+    )
+    return patient

@@ -1,0 +1,19 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from app.auth.deps import require
+from app.auth.permissions import Permission
+from app.auth.service import Principal
+from app.db import SessionDep
+from app.scan import service
+from app.scan.schemas import ScanRequest, ScanResult
+
+router = APIRouter(tags=["scan"])
+
+Scanner = Annotated[Principal, Depends(require(Permission.SCAN))]
+
+
+@router.post("/scan", response_model=ScanResult)
+def scan(body: ScanRequest, session: SessionDep, principal: Scanner) -> ScanResult:
+    return service.scan(session, actor=principal.user, code=body.code, expect=body.expect)

@@ -1,0 +1,17 @@
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from app.vessels.states import VesselKind, VesselStatus
+
+
+class VesselPublic(BaseModel):
+    id: int
+    code: str
+    kind: VesselKind
+    status: VesselStatus
+    batch_id: int | None
+    parent_code: str | None
+    passage: int
+    location: str | None
+    created_at: datetime

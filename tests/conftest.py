@@ -1,0 +1,104 @@
+"""Test database and clients. Every test runs inside a transaction rolled back at the end, on the
+database named by HOMEWARD_TEST_DATABASE_URL (a PostgreSQL server: a fresh database is created on it
+and dropped after), or on a fresh SQLite file. The schema is built with alembic, never create_all.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from app.config import Settings
+from app.db import SessionFactory, make_engine
+from app.main import create_app
+from app.migrate import upgrade
+from tests.helpers import Api
+
+PG_ENV = "HOMEWARD_TEST_DATABASE_URL"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server_url = os.environ.get(PG_ENV)
+    if not server_url:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'homeward-test.db'}"
+        upgrade(url)
+        yield url
+        return
+    name = f"homeward_test_{uuid.uuid4().hex[:12]}"
+    server = make_url(server_url)
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def dialect(engine: Engine) -> str:
+    return engine.dialect.name
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        environment="development",
+        database_url=database_url,
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        max_body_bytes=65_536,
+    )
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction that is rolled back after the test."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            yield connection
+        finally:
+            transaction.rollback()
+
+
+@pytest.fixture
+def session_factory(connection: Connection) -> SessionFactory:
+    # Every commit of the application becomes a savepoint release inside the test transaction.
+    return lambda: Session(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+
+
+@pytest.fixture
+def db(session_factory: SessionFactory) -> Iterator[Session]:
+    with session_factory() as session:
+        yield session
+
+
+@pytest.fixture
+def client(settings: Settings, session_factory: SessionFactory) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, session_factory)) as client:
+        yield client
+
+
+@pytest.fixture
+def api(client: TestClient, db: Session, settings: Settings) -> Api:
+    return Api(client, db, settings)

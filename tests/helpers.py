@@ -1,0 +1,143 @@
+"""Plain factories and an API driver that logs in as users of each role."""
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.audit.models import AuditEvent
+from app.auth import service as auth
+from app.auth.models import User
+from app.auth.permissions import Role
+from app.config import Settings
+
+PASSWORD = "correct-horse-battery"
+_counter = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_counter)}"
+
+
+def make_user(
+    session: Session,
+    settings: Settings,
+    *,
+    roles: list[Role],
+    username: str | None = None,
+    password: str = PASSWORD,
+) -> User:
+    user = auth.create_user(
+        session,
+        settings,
+        actor="test",
+        username=username or unique(f"{roles[0].value}-"),
+        full_name="Test User",
+        password=password,
+        roles=roles,
+    )
+    session.commit()
+    return user
+
+
+def audit_events(session: Session, action: str | None = None) -> list[AuditEvent]:
+    query = select(AuditEvent).order_by(AuditEvent.seq)
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    return list(session.execute(query).scalars())
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def ago(**delta: float) -> str:
+    return iso(datetime.now(UTC) - timedelta(**delta))
+
+
+class Api:
+    """Calls the HTTP API as users of given roles; builds patients, biopsies and batches."""
+
+    def __init__(self, client: TestClient, db: Session, settings: Settings) -> None:
+        self.client = client
+        self.db = db
+        self.settings = settings
+        self._headers: dict[Role, dict[str, str]] = {}
+
+    def login(self, username: str, password: str = PASSWORD) -> Response:
+        return self.client.post(
+            "/api/v1/auth/token", data={"username": username, "password": password}
+        )
+
+    def headers_for(self, user: User, password: str = PASSWORD) -> dict[str, str]:
+        response = self.login(user.username, password)
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    def as_role(self, role: Role) -> dict[str, str]:
+        """Headers of a (cached) user holding only `role`."""
+        if role not in self._headers:
+            user = make_user(self.db, self.settings, roles=[role])
+            self._headers[role] = self.headers_for(user)
+        return self._headers[role]
+
+    def call(self, role: Role | None, method: str, path: str, **kwargs: Any) -> Response:
+        headers = self.as_role(role) if role is not None else {}
+        return self.client.request(method, f"/api/v1{path}", headers=headers, **kwargs)
+
+    def post(self, role: Role | None, path: str, json: Any = None, **kwargs: Any) -> Response:
+        return self.call(role, "POST", path, json=json, **kwargs)
+
+    def get(self, role: Role | None, path: str, **kwargs: Any) -> Response:
+        return self.call(role, "GET", path, **kwargs)
+
+    # -- builders through the public API -------------------------------------------------------
+
+    def patient(self, **overrides: Any) -> dict[str, Any]:
+        body = {
+            "mrn": unique("MRN"),
+            "family_name": "Rossi",
+            "given_name": "Anna",
+            "birth_date": "1990-05-17",
+            "sex": "female",
+        } | overrides
+        response = self.post(Role.CLINICIAN, "/patients", body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def biopsy(self, patient_id: int | None = None) -> dict[str, Any]:
+        patient_id = patient_id or self.patient()["id"]
+        body = {
+            "patient_id": patient_id,
+            "collected_at": ago(hours=3),
+            "site": "vastus lateralis",
+            "mass_mg": 150.5,
+        }
+        response = self.post(Role.CLINICIAN, "/biopsies", body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def receive(self, biopsy: dict[str, Any], **overrides: Any) -> Response:
+        body = {
+            "scanned_code": biopsy["tube_code"],
+            "received_at": ago(hours=1),
+            "temperature_c": 4.5,
+            "accepted": True,
+        } | overrides
+        return self.post(Role.TECHNICIAN, f"/biopsies/{biopsy['id']}/receipt", body)
+
+    def received_biopsy(self, patient_id: int | None = None) -> dict[str, Any]:
+        biopsy = self.biopsy(patient_id)
+        response = self.receive(biopsy)
+        assert response.status_code == 200, response.text
+        return biopsy
+
+    def batch(self, patient_id: int | None = None) -> dict[str, Any]:
+        biopsy = self.received_biopsy(patient_id)
+        response = self.post(Role.TECHNICIAN, "/batches", {"biopsy_id": biopsy["id"]})
+        assert response.status_code == 201, response.text
+        return response.json() | {"tube_code": biopsy["tube_code"]}
