@@ -6,6 +6,8 @@ and dropped after), or on a fresh SQLite file. The schema is built with alembic,
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,11 +24,12 @@ from tests.helpers import Api
 PG_ENV = "HOMEWARD_TEST_DATABASE_URL"
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def _migrated_database(directory: Path) -> Iterator[str]:
+    """A new database at the newest schema, dropped afterwards: PostgreSQL if configured."""
     server_url = os.environ.get(PG_ENV)
     if not server_url:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'homeward-test.db'}"
+        url = f"sqlite:///{directory / f'homeward-{uuid.uuid4().hex[:8]}.db'}"
         upgrade(url)
         yield url
         return
@@ -43,6 +46,24 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _migrated_database(tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture
+def committed_engine(tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a database of its own whose commits are real: for tests of concurrent
+    transactions, which cannot share the rolled-back test transaction."""
+    with _migrated_database(tmp_path) as url:
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,141 @@
+"""AUD-1..4 against the real database: append-only triggers, tamper detection, scoped chains,
+and appends from concurrent transactions."""
+
+import threading
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from app.audit import service as audit
+from app.audit.actions import AuditAction, EntityType
+from app.audit.chain import GENESIS, GLOBAL_SCOPE, ROW_COLUMNS, verify
+from app.audit.models import AuditEvent
+from app.auth.permissions import Role
+from app.db import session_factory_for, unit_of_work
+from tests.helpers import audit_events
+
+
+def _record(session, *, coi=None, entity_id=1, **extra):
+    return audit.record(
+        session,
+        actor="test",
+        action=AuditAction.PATIENT_REGISTERED,
+        entity_type=EntityType.PATIENT,
+        entity_id=entity_id,
+        coi=coi,
+        **extra,
+    )
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE audit_event SET actor = 'mallory'", "DELETE FROM audit_event"],
+)
+def test_aud2_the_database_refuses_update_and_delete_of_audit_events(db, statement):
+    _record(db)
+    db.flush()
+    with pytest.raises(DBAPIError, match="append-only"), db.begin_nested():
+        db.execute(text(statement))
+    assert len(audit_events(db)) == 1
+
+
+def test_aud3_events_chain_within_their_scope(db):
+    first_a = _record(db, coi="CHA999926000001X")
+    global_event = _record(db)
+    second_a = _record(db, coi="CHA999926000001X", entity_id=2)
+    assert first_a.prev_hash == GENESIS
+    assert global_event.scope == GLOBAL_SCOPE and global_event.prev_hash == GENESIS
+    assert second_a.prev_hash == first_a.hash
+    assert audit.verify_chain(db).ok
+
+
+def test_aud3_one_patients_trail_verifies_on_its_own(db):
+    for index in range(5):
+        _record(db, coi="CHA999926000001X", entity_id=index)
+        _record(db, coi="CHA999926000002Y", entity_id=index)
+    table = AuditEvent.__table__
+    one_scope = (
+        select(*[table.c[column] for column in ROW_COLUMNS])
+        .where(table.c.scope == "CHA999926000002Y")
+        .order_by(table.c.seq)
+    )
+    result = verify(tuple(row) for row in db.execute(one_scope))
+    assert result.ok and result.events_checked == 5
+
+
+def _disable_append_only(session, dialect: str) -> None:
+    """What an attacker with database access does; DDL is transactional, so the test rollback
+    restores the triggers."""
+    if dialect == "sqlite":
+        session.execute(text("DROP TRIGGER audit_event_no_update"))
+        session.execute(text("DROP TRIGGER audit_event_no_delete"))
+    else:
+        session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
+
+
+def test_aud3_verification_names_the_first_tampered_event(db, dialect):
+    events = [_record(db, entity_id=index) for index in range(10)]
+    _disable_append_only(db, dialect)
+    db.execute(
+        text("UPDATE audit_event SET new_values = :v WHERE seq = :seq"),
+        {"v": '{"mrn":"forged"}', "seq": events[3].seq},
+    )
+    result = audit.verify_chain(db)
+    assert not result.ok
+    assert result.first_bad_seq == events[3].seq
+
+
+def test_aud3_verification_detects_a_deleted_event(db, dialect):
+    events = [_record(db, entity_id=index) for index in range(6)]
+    _disable_append_only(db, dialect)
+    db.execute(text("DELETE FROM audit_event WHERE seq = :seq"), {"seq": events[2].seq})
+    result = audit.verify_chain(db)
+    assert not result.ok and result.first_bad_seq == events[3].seq
+
+
+def test_aud3_concurrent_writers_keep_each_chain_linear(committed_engine):
+    """On PostgreSQL the per-scope advisory lock, on SQLite BEGIN IMMEDIATE, serialize appends."""
+    factory = session_factory_for(committed_engine)
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def writer(index: int) -> None:
+        try:
+            start.wait()
+            for step in range(15):
+                with unit_of_work(factory) as session:
+                    _record(session, coi="CHA999926000009Z", entity_id=index * 100 + step)
+                    _record(session, entity_id=index * 100 + step)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with factory() as session:
+        result = audit.verify_chain(session)
+    assert result.ok and result.events_checked == 4 * 15 * 2
+
+
+def test_aud4_a_refused_request_leaves_no_event_and_a_done_one_leaves_one(api, db):
+    patient = api.patient()
+    before = len(audit_events(db, AuditAction.PATIENT_REGISTERED))
+    duplicate = api.post(
+        Role.CLINICIAN,
+        "/patients",
+        {
+            "mrn": patient["mrn"],
+            "family_name": "Other",
+            "given_name": "Person",
+            "birth_date": "1970-01-01",
+            "sex": "male",
+        },
+    )
+    assert duplicate.status_code == 409
+    assert len(audit_events(db, AuditAction.PATIENT_REGISTERED)) == before
+    api.patient()
+    assert len(audit_events(db, AuditAction.PATIENT_REGISTERED)) == before + 1

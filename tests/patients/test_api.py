@@ -1,0 +1,104 @@
+"""Patients: registration with a COI assigned once (COI-1), duplicate MRN, voiding by QA."""
+
+from app.audit.actions import AuditAction
+from app.auth.permissions import Role
+from app.identity.codes import parse_coi
+from tests.helpers import audit_events
+
+
+def test_coi1_registration_assigns_a_valid_unique_coi(api):
+    first, second = api.patient(), api.patient()
+    assert parse_coi(first["coi"]) == first["coi"]
+    assert first["coi"] != second["coi"]
+    assert first["coi"].startswith("CH" + api.settings.facility_id)
+
+
+def test_coi1_contract_fields_are_returned(api):
+    body = {
+        "mrn": "MRN-77",
+        "family_name": "Verdi",
+        "given_name": "Giuseppe",
+        "birth_date": "1950-10-10",
+        "sex": "male",
+    }
+    response = api.post(Role.CLINICIAN, "/patients", body)
+    assert response.status_code == 201
+    data = response.json()
+    assert {key: data[key] for key in body} == body
+    assert isinstance(data["id"], int) and data["coi"]
+
+
+def test_coi1_duplicate_mrn_is_409_and_changes_nothing(api, db):
+    patient = api.patient()
+    events_before = len(audit_events(db))
+    response = api.post(
+        Role.CLINICIAN,
+        "/patients",
+        {
+            "mrn": patient["mrn"],
+            "family_name": "X",
+            "given_name": "Y",
+            "birth_date": "2000-01-01",
+            "sex": "other",
+        },
+    )
+    assert response.status_code == 409
+    assert response.json()["error"] == "duplicate_mrn"
+    assert len(audit_events(db)) == events_before
+
+
+def test_coi1_coi_and_mrn_cannot_be_edited_through_the_api(api):
+    patient = api.patient()
+    for method in ("PUT", "PATCH"):
+        response = api.call(Role.CLINICIAN, method, f"/patients/{patient['id']}", json={"mrn": "X"})
+        assert response.status_code == 405
+    body = {
+        "mrn": "MRN-CLIENT-COI",
+        "family_name": "A",
+        "given_name": "B",
+        "birth_date": "1999-09-09",
+        "sex": "female",
+        "coi": "CHA999926999999Z",
+    }
+    assert api.post(Role.CLINICIAN, "/patients", body).status_code == 422
+
+
+def test_coi1_a_wrong_registration_is_voided_by_qa_with_reason_and_redone(api, db):
+    patient = api.patient()
+    assert (
+        api.post(Role.CLINICIAN, f"/patients/{patient['id']}/void", {"reason": "x"}).status_code
+        == 403
+    )
+    assert api.post(Role.QA, f"/patients/{patient['id']}/void", {}).status_code == 422
+    voided = api.post(Role.QA, f"/patients/{patient['id']}/void", {"reason": "wrong birth date"})
+    assert voided.status_code == 200 and voided.json()["voided"] is True
+    (event,) = audit_events(db, AuditAction.PATIENT_VOIDED)
+    assert event.reason == "wrong birth date" and event.scope == patient["coi"]
+    redone = api.patient(mrn=patient["mrn"], birth_date="1990-05-18")
+    assert redone["coi"] != patient["coi"]
+    again = api.post(Role.QA, f"/patients/{patient['id']}/void", {"reason": "again"})
+    assert again.status_code == 409 and again.json()["error"] == "invalid_state"
+
+
+def test_coi1_a_patient_with_a_live_biopsy_cannot_be_voided(api):
+    biopsy = api.biopsy()
+    response = api.post(Role.QA, f"/patients/{biopsy['patient_id']}/void", {"reason": "typo"})
+    assert response.status_code == 409
+    assert biopsy["din"] in response.json()["detail"]
+
+
+def test_aud1_registration_is_audited_in_the_patients_chain(api, db):
+    patient = api.patient()
+    (event,) = [
+        e for e in audit_events(db, AuditAction.PATIENT_REGISTERED) if e.scope == patient["coi"]
+    ]
+    assert event.entity_type == "patient" and event.entity_id == patient["id"]
+    assert patient["mrn"] in (event.new_values or "")
+
+
+def test_patient_lookup_by_id_and_mrn(api):
+    patient = api.patient()
+    assert api.get(Role.TECHNICIAN, f"/patients/{patient['id']}").json()["coi"] == patient["coi"]
+    found = api.get(Role.QA, "/patients", params={"mrn": patient["mrn"]}).json()
+    assert [p["id"] for p in found] == [patient["id"]]
+    assert api.get(Role.QA, "/patients/999999").status_code == 404

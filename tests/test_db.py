@@ -1,0 +1,97 @@
+"""The database layer: aware UTC timestamps, SQLite pragmas, one transaction per unit of work."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import StatementError
+
+from app.audit.actions import AuditAction, EntityType
+from app.audit.service import record
+from app.config import Settings
+from app.db import unit_of_work
+from app.errors import Conflict
+from app.patients.models import Patient
+from tests.helpers import audit_events
+
+
+def test_timestamps_come_back_aware_in_utc(db):
+    event = record(
+        db,
+        actor="test",
+        action=AuditAction.USER_CREATED,
+        entity_type=EntityType.USER,
+        entity_id=None,
+    )
+    db.expire_all()
+    stored = audit_events(db)[-1]
+    assert stored.seq == event.seq
+    assert stored.occurred_at.tzinfo is not None
+    assert stored.occurred_at.utcoffset() == timedelta(0)
+
+
+def test_naive_timestamps_are_refused(db):
+    db.add(
+        Patient(
+            mrn="NAIVE",
+            family_name="A",
+            given_name="B",
+            birth_date=datetime(1990, 1, 1).date(),
+            sex="male",
+            coi="CHA999926000777X",
+            created_by=1,
+            created_at=datetime(2026, 1, 1, 12, 0),  # no tzinfo
+        )
+    )
+    with pytest.raises(StatementError, match="naive datetime refused"):
+        db.flush()
+
+
+def test_other_offsets_are_stored_as_the_same_instant(db, api):
+    patient = api.patient()
+    row = db.get(Patient, patient["id"])
+    plus_two = datetime(2026, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    row.voided_at = plus_two
+    db.flush()
+    db.expire_all()
+    assert db.get(Patient, patient["id"]).voided_at == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_sqlite_runs_with_wal_foreign_keys_and_busy_timeout(db, dialect):
+    if dialect != "sqlite":
+        pytest.skip("SQLite pragmas")
+    assert db.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    assert db.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    assert db.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
+
+
+def test_aud4_unit_of_work_rolls_back_the_change_but_keeps_the_aftermath(session_factory, db):
+    def aftermath(session):
+        record(
+            session,
+            actor="test",
+            action=AuditAction.LOGIN_FAILED,
+            entity_type=EntityType.USER,
+            entity_id=None,
+        )
+
+    with pytest.raises(Conflict), unit_of_work(session_factory) as session:
+        record(
+            session,
+            actor="test",
+            action=AuditAction.USER_CREATED,
+            entity_type=EntityType.USER,
+            entity_id=None,
+        )
+        raise Conflict("refused", aftermath=aftermath)
+    actions = [event.action for event in audit_events(db)]
+    assert actions == [AuditAction.LOGIN_FAILED.value]
+
+
+def test_production_refuses_the_default_secret():
+    with pytest.raises(ValidationError, match="HOMEWARD_SECRET_KEY"):
+        Settings(environment="production")
+    Settings(environment="production", secret_key="x" * 40)
+    with pytest.raises(ValidationError):
+        Settings(facility_id="O1234")  # ISBT facility ids never start with O
