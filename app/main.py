@@ -7,20 +7,25 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.audit.api import router as audit_router
 from app.auth.api import router as auth_router
+from app.auth.pages import router as auth_pages
 from app.batches.api import router as batches_router
+from app.batches.pages import router as batch_pages
 from app.biopsies.api import router as biopsies_router
 from app.config import Settings, get_settings
 from app.db import SessionFactory, make_engine, session_factory_for
-from app.errors import HomewardError
+from app.errors import HomewardError, InvalidRequest
 from app.patients.api import router as patients_router
 from app.scan.api import router as scan_router
+from app.scan.pages import router as scan_pages
+from app.web import page_error
+from app.web import router as home_page
 
 API_PREFIX = "/api/v1"
 # Every JSON router; tests walk these to check each route's permission for every role.
@@ -32,6 +37,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     scan_router,
     audit_router,
 )
+PAGE_ROUTERS: tuple[APIRouter, ...] = (home_page, auth_pages, scan_pages, batch_pages)
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -92,14 +98,22 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+def _is_page(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/docs", "/openapi"))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HomewardError)
-    async def _homeward(_: Request, exc: HomewardError) -> JSONResponse:
+    async def _homeward(request: Request, exc: HomewardError) -> Response:
+        if _is_page(request):
+            return page_error(request, exc)
         return error_response(exc.status, exc.code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         detail, fields = _describe_validation(exc)
+        if _is_page(request):
+            return page_error(request, InvalidRequest(detail))
         return error_response(422, "invalid_request", detail, fields=fields)
 
     @app.exception_handler(StarletteHTTPException)
@@ -163,5 +177,7 @@ def create_app(
     _install_error_handlers(app)
     for router in (_health_router(), *API_ROUTERS):
         app.include_router(router, prefix=API_PREFIX)
+    for router in PAGE_ROUTERS:
+        app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

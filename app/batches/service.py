@@ -51,13 +51,14 @@ def summary(context: BatchContext) -> BatchSummary:
     )
 
 
-def _contexts(session: Session, *where) -> list[BatchContext]:
+def _contexts(session: Session, *where, limit: int | None = None) -> list[BatchContext]:
     rows = session.execute(
         select(Batch, Biopsy, Patient)
         .join(Biopsy, col(Biopsy.id) == Batch.biopsy_id)
         .join(Patient, col(Patient.id) == Biopsy.patient_id)
         .where(*where)
         .order_by(col(Batch.id).desc())
+        .limit(limit)
     )
     return [BatchContext(*row) for row in rows]
 
@@ -69,9 +70,12 @@ def get(session: Session, batch_id: int) -> BatchContext:
     return found[0]
 
 
-def find(session: Session, *, patient_id: int | None = None) -> list[BatchContext]:
-    """Batches, newest first, optionally those of one patient."""
-    return _contexts(session, *([Patient.id == patient_id] if patient_id is not None else []))
+def find(
+    session: Session, *, patient_id: int | None = None, limit: int = 200
+) -> list[BatchContext]:
+    """The newest batches first, optionally those of one patient."""
+    where = [Patient.id == patient_id] if patient_id is not None else []
+    return _contexts(session, *where, limit=limit)
 
 
 def detail(session: Session, context: BatchContext) -> BatchPublic:

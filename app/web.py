@@ -1,0 +1,78 @@
+"""Server-rendered pages: templates, the local-time filter, page authentication, the home page."""
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+
+from app.auth import service as auth
+from app.auth.deps import TOKEN_COOKIE
+from app.auth.permissions import Permission
+from app.auth.service import Principal
+from app.batches import service as batches
+from app.db import SessionDep
+from app.errors import AccountLocked, HomewardError, InvalidCredentials, NotAuthenticated
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+@pass_context
+def _local_time(context: dict[str, Any], value: datetime | None) -> str:
+    """A UTC instant shown in the facility's display time zone (CONVENTIONS 11)."""
+    if value is None:
+        return ""
+    zone = ZoneInfo(context["request"].app.state.settings.display_timezone)
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+templates.env.filters["local"] = _local_time
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def page_principal(request: Request, session: SessionDep) -> Principal:
+    """The logged-in user of a page, from the HttpOnly cookie set at login."""
+    token = request.cookies.get(TOKEN_COOKIE)
+    if not token:
+        raise NotAuthenticated("Log in to continue.")
+    return auth.authenticate(session, request.app.state.settings, token)
+
+
+PagePrincipal = Annotated[Principal, Depends(page_principal)]
+
+
+def page_require(permission: Permission):
+    """Like auth.deps.require, for pages."""
+
+    def dependency(principal: PagePrincipal) -> Principal:
+        principal.require(permission)
+        return principal
+
+    return dependency
+
+
+def page_error(request: Request, exc: HomewardError) -> HTMLResponse | RedirectResponse:
+    """A refusal on a page: back to the login form when not logged in, else an error page."""
+    if isinstance(exc, NotAuthenticated):
+        return RedirectResponse("/login", status_code=303)
+    if isinstance(exc, (InvalidCredentials, AccountLocked)):
+        return render(request, "auth/login.html", status_code=exc.status, error=exc)
+    return render(request, "error.html", status_code=exc.status, error=exc)
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, session: SessionDep, principal: PagePrincipal) -> HTMLResponse:
+    can_read = Permission.BATCH_READ in principal.permissions
+    recent = batches.find(session, limit=50) if can_read else []
+    recent = [batches.summary(context) for context in recent]
+    return render(request, "home.html", principal=principal, batches=recent)

@@ -1,0 +1,81 @@
+"""Server-rendered pages: login with an HttpOnly cookie, home, scan station, batch record."""
+
+from app.audit.actions import AuditAction
+from app.auth.permissions import Role
+from tests.helpers import PASSWORD, audit_events, make_user
+
+
+def _page_login(api, role: Role):
+    user = make_user(api.db, api.settings, roles=[role])
+    response = api.client.post(
+        "/login", data={"username": user.username, "password": PASSWORD}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    return user
+
+
+def test_pages_redirect_to_login_when_not_logged_in(api):
+    for path in ("/", "/scan", "/batches/1"):
+        response = api.client.get(path, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"] == "/login"
+
+
+def test_sec_a_wrong_password_shows_the_login_form_again_and_is_audited(api, db):
+    user = make_user(db, api.settings, roles=[Role.QA])
+    response = api.client.post("/login", data={"username": user.username, "password": "nope-nope"})
+    assert response.status_code == 401
+    assert "Wrong username or password" in response.text and "<form" in response.text
+    assert len(audit_events(db, AuditAction.LOGIN_FAILED)) == 1
+
+
+def test_home_lists_batches_with_din_and_coi(api):
+    batch = api.batch()
+    _page_login(api, Role.TECHNICIAN)
+    page = api.client.get("/")
+    assert page.status_code == 200
+    assert batch["batch_number"] in page.text and batch["coi"] in page.text
+
+
+def test_coi5_scan_station_confirms_identity_or_shows_the_mismatch(api, db):
+    mine, other = api.batch(), api.batch()
+    _page_login(api, Role.TECHNICIAN)
+    ok = api.client.post("/scan", data={"code": mine["tube_code"], "expect_batch_id": ""})
+    assert ok.status_code == 200 and "IDENTITY CONFIRMED" in ok.text and mine["coi"] in ok.text
+    refused = api.client.post(
+        "/scan", data={"code": mine["tube_code"], "expect_batch_id": str(other["id"])}
+    )
+    assert refused.status_code == 409 and "IDENTITY MISMATCH" in refused.text
+    assert len(audit_events(db, AuditAction.SCAN_IDENTITY_MISMATCH)) == 1
+    bad = api.client.post("/scan", data={"code": mine["tube_code"], "expect_batch_id": "x" * 5})
+    assert bad.status_code == 422 and "<html" in bad.text
+
+
+def test_aud5_batch_record_shows_the_timeline_to_qa_only(api):
+    batch = api.batch()
+    _page_login(api, Role.QA)
+    page = api.client.get(f"/batches/{batch['id']}")
+    assert page.status_code == 200
+    assert batch["tube_code"] in page.text and "batch.registered" in page.text
+    _page_login(api, Role.TECHNICIAN)
+    page = api.client.get(f"/batches/{batch['id']}")
+    assert page.status_code == 200 and "batch.registered" not in page.text
+
+
+def test_sec_logout_revokes_the_page_session(api):
+    _page_login(api, Role.CLINICIAN)
+    assert api.client.get("/", follow_redirects=False).status_code == 200
+    token = api.client.cookies.get("homeward_token")
+    out = api.client.post("/logout", follow_redirects=False)
+    assert out.status_code == 303
+    api.client.cookies.set("homeward_token", token)
+    assert api.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_admin_sees_no_patient_data_on_pages(api):
+    api.batch()
+    _page_login(api, Role.ADMIN)
+    page = api.client.get("/")
+    assert page.status_code == 200 and "COI" not in page.text
+    assert api.client.get("/scan").status_code == 403
