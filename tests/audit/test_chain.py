@@ -4,7 +4,14 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
-from app.audit.chain import GENESIS, ROW_COLUMNS, canonical_json, event_hash, verify
+from app.audit.chain import (
+    GENESIS,
+    ROW_COLUMNS,
+    canonical_json,
+    event_hash,
+    timestamp,
+    verify,
+)
 
 VECTOR_FIELDS = {
     "scope": "CHA999926000001*",
@@ -52,7 +59,7 @@ def _chain(length: int, scopes: tuple[str, ...] = ("global",)) -> list[tuple]:
         }
         digest = event_hash(**fields)
         last[scope] = digest
-        row = fields | {"seq": seq, "hash": digest}
+        row = fields | {"seq": seq, "hash": digest, "occurred_at": timestamp(fields["occurred_at"])}
         rows.append(tuple(row[column] for column in ROW_COLUMNS))
     return rows
 
@@ -86,6 +93,7 @@ def test_aud3_a_rehashed_forgery_still_breaks_the_link_to_the_next_event():
     forged = _replace(rows[3], reason="rewritten")
     values = dict(zip(ROW_COLUMNS, forged, strict=True))
     fields = {k: v for k, v in values.items() if k not in ("seq", "hash")}
+    fields["occurred_at"] = VECTOR_FIELDS["occurred_at"]
     rows[3] = _replace(forged, hash=event_hash(**fields))
     result = verify(rows)
     assert not result.ok and result.first_bad_seq == 5

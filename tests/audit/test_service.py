@@ -4,13 +4,12 @@ and appends from concurrent transactions."""
 import threading
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
-from app.audit.chain import GENESIS, GLOBAL_SCOPE, ROW_COLUMNS, verify
-from app.audit.models import AuditEvent
+from app.audit.chain import GENESIS, GLOBAL_SCOPE
 from app.auth.permissions import Role
 from app.db import session_factory_for, unit_of_work
 from tests.helpers import audit_events
@@ -50,18 +49,16 @@ def test_aud3_events_chain_within_their_scope(db):
     assert audit.verify_chain(db).ok
 
 
-def test_aud3_one_patients_trail_verifies_on_its_own(db):
+def test_aud3_one_patients_trail_verifies_on_its_own(db, dialect):
     for index in range(5):
         _record(db, coi="CHA999926000001X", entity_id=index)
         _record(db, coi="CHA999926000002Y", entity_id=index)
-    table = AuditEvent.__table__
-    one_scope = (
-        select(*[table.c[column] for column in ROW_COLUMNS])
-        .where(table.c.scope == "CHA999926000002Y")
-        .order_by(table.c.seq)
-    )
-    result = verify(tuple(row) for row in db.execute(one_scope))
+    result = audit.verify_chain(db, scope="CHA999926000002Y")
     assert result.ok and result.events_checked == 5
+    _disable_append_only(db, dialect)
+    db.execute(text("UPDATE audit_event SET reason = 'x' WHERE scope = 'CHA999926000001X'"))
+    assert audit.verify_chain(db, scope="CHA999926000002Y").ok
+    assert not audit.verify_chain(db, scope="CHA999926000001X").ok
 
 
 def _disable_append_only(session, dialect: str) -> None:
