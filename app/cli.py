@@ -4,8 +4,18 @@ import sys
 from typing import Annotated
 
 import typer
+import uvicorn
+from pydantic import ValidationError
 
+from app.audit.service import verify_chain
+from app.auth import service as auth
+from app.auth.schemas import UserCreate
 from app.config import get_settings
+from app.db import SessionFactory, make_engine, session_factory_for, unit_of_work
+from app.demo import seed
+from app.errors import HomewardError
+from app.logs import log_config
+from app.migrate import upgrade
 
 cli = typer.Typer(
     help="Homeward: chain-of-identity LIS for autologous cell therapy.", no_args_is_help=True
@@ -18,17 +28,13 @@ cli.add_typer(users_cli, name="users")
 cli.add_typer(audit_cli, name="audit")
 
 
-def _factory():
-    from app.db import make_engine, session_factory_for
-
+def _factory() -> SessionFactory:
     return session_factory_for(make_engine(get_settings().database_url))
 
 
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database to the newest schema (alembic upgrade head)."""
-    from app.migrate import upgrade
-
     upgrade(get_settings().database_url)
     typer.echo("database is at the newest schema")
 
@@ -41,26 +47,19 @@ def users_create(
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
 ) -> None:
     """Create a user; the password is read from standard input, never from the command line."""
-    from pydantic import ValidationError
-
-    from app.auth import service
-    from app.auth.schemas import UserCreate
-    from app.db import unit_of_work
-    from app.errors import HomewardError
-
     if not password_stdin:
         raise typer.BadParameter("pass the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
     try:
         data = UserCreate(username=username, full_name=full_name, password=password, roles=role)
-        with unit_of_work(_factory()) as session:
-            user = service.create_user(session, get_settings(), actor="cli", **data.model_dump())
-            typer.echo(
-                f"created user {user.username} (id {user.id}) with roles {', '.join(data.roles)}"
-            )
     except ValidationError as exc:
-        typer.echo(f"error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", err=True)
+        problem = exc.errors()[0]
+        typer.echo(f"error: {problem['loc'][0]}: {problem['msg']}", err=True)
         raise typer.Exit(2) from exc
+    try:
+        with unit_of_work(_factory()) as session:
+            user = auth.create_user(session, get_settings(), actor="cli", **data.model_dump())
+            typer.echo(f"created user {user.username} (id {user.id}): {', '.join(data.roles)}")
     except HomewardError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
@@ -69,8 +68,6 @@ def users_create(
 @cli.command("demo")
 def demo() -> None:
     """Load demo users and patients (idempotent) and print the demo logins."""
-    from app.demo import seed
-
     users = seed(_factory(), get_settings())
     typer.echo("Demo logins (DEMO ONLY - never on a production database):")
     for user in users:
@@ -84,16 +81,19 @@ def serve(
     workers: Annotated[int, typer.Option()] = 1,
 ) -> None:
     """Run the web server."""
-    import uvicorn
-
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=log_config(),
+    )
 
 
 @audit_cli.command("verify")
 def audit_verify() -> None:
     """Re-hash the whole audit trail; exit 1 naming the first broken event if tampered with."""
-    from app.audit.service import verify_chain
-
     with _factory()() as session:
         result = verify_chain(session)
     if result.ok:
