@@ -90,7 +90,7 @@ def detail(session: Session, context: BatchContext) -> BatchPublic:
 
 def register(session: Session, settings: Settings, *, actor: User, biopsy_id: int) -> BatchContext:
     """A batch from a received, accepted biopsy; its tube becomes the batch's first vessel."""
-    biopsy, patient, tube = biopsies.get(session, biopsy_id)
+    biopsy, patient, tube = biopsies.get(session, biopsy_id, lock=True)
     status = biopsies.status_of(biopsy)
     if status is not BiopsyStatus.RECEIVED:
         raise InvalidState(

@@ -55,16 +55,21 @@ def public(biopsy: Biopsy, tube: Vessel) -> BiopsyPublic:
     )
 
 
-def get(session: Session, biopsy_id: int) -> tuple[Biopsy, Patient, Vessel]:
-    """The biopsy, its patient and its tube, in one query."""
-    row = session.execute(
+def get(session: Session, biopsy_id: int, *, lock: bool = False) -> tuple[Biopsy, Patient, Vessel]:
+    """The biopsy, its patient and its tube, in one query.
+
+    With `lock`, the biopsy row is locked until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE
+    already serializes writers), so two conflicting changes cannot both win.
+    """
+    query = (
         select(Biopsy, Patient, Vessel)
         .join(Patient, col(Patient.id) == Biopsy.patient_id)
         .join(
             Vessel, (col(Vessel.biopsy_id) == Biopsy.id) & (Vessel.kind == VesselKind.BIOPSY_TUBE)
         )
         .where(Biopsy.id == biopsy_id)
-    ).first()
+    )
+    row = session.execute(query.with_for_update(of=Biopsy) if lock else query).first()
     if row is None:
         raise NotFound(f"No biopsy has id {biopsy_id}.")
     return row[0], row[1], row[2]
@@ -74,7 +79,7 @@ def register(
     session: Session, settings: Settings, *, actor: User, data: BiopsyCreate
 ) -> tuple[Biopsy, Vessel]:
     """A new biopsy of a live patient, with a fresh DIN and its tube vessel."""
-    patient = patients.get(session, data.patient_id)
+    patient = patients.get(session, data.patient_id, lock=True)
     if patient.voided_at is not None:
         raise InvalidState(
             f"Patient {patient.coi} is voided; register the biopsy on the redone record."
@@ -120,7 +125,7 @@ def receive(
     session: Session, *, actor: User, biopsy_id: int, data: BiopsyReceipt
 ) -> tuple[Biopsy, Vessel]:
     """Record receipt at the lab; the scanned tube must be this biopsy's (else 409, audited)."""
-    biopsy, patient, tube = get(session, biopsy_id)
+    biopsy, patient, tube = get(session, biopsy_id, lock=True)
     scanned = parse_vessel_code(data.scanned_code).value
     if scanned != tube.code:
         raise IdentityMismatch(
@@ -179,7 +184,7 @@ def receive(
 
 def void(session: Session, *, actor: User, biopsy_id: int, reason: str) -> tuple[Biopsy, Vessel]:
     """Void a wrong registration; a biopsy whose batch is still live cannot be voided."""
-    biopsy, patient, tube = get(session, biopsy_id)
+    biopsy, patient, tube = get(session, biopsy_id, lock=True)
     if biopsy.voided_at is not None:
         raise InvalidState(f"Biopsy {biopsy.din} is already voided.")
     batch_status = session.execute(

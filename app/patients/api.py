@@ -44,9 +44,8 @@ def get_patient(patient_id: Id, session: SessionDep, _: Reader) -> PatientPublic
 def void_patient(
     patient_id: Id, body: VoidRequest, session: SessionDep, principal: Voider
 ) -> PatientPublic:
-    patient = service.get(session, patient_id)
     return service.public(
-        service.void(session, actor=principal.user, patient=patient, reason=body.reason)
+        service.void(session, actor=principal.user, patient_id=patient_id, reason=body.reason)
     )
 
 

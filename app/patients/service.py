@@ -64,8 +64,9 @@ def register(session: Session, settings: Settings, *, actor: User, data: Patient
     return patient
 
 
-def get(session: Session, patient_id: int) -> Patient:
-    patient = session.get(Patient, patient_id)
+def get(session: Session, patient_id: int, *, lock: bool = False) -> Patient:
+    """The patient; with `lock`, its row is locked until commit (see biopsies.service.get)."""
+    patient = session.get(Patient, patient_id, with_for_update=lock or None)
     if patient is None:
         raise NotFound(f"No patient has id {patient_id}.")
     return patient
@@ -79,8 +80,9 @@ def find(session: Session, *, mrn: str | None = None, limit: int = 100) -> list[
     return list(session.execute(query).scalars())
 
 
-def void(session: Session, *, actor: User, patient: Patient, reason: str) -> Patient:
+def void(session: Session, *, actor: User, patient_id: int, reason: str) -> Patient:
     """Void a wrong registration so it can be redone; its biopsies must be voided first."""
+    patient = get(session, patient_id, lock=True)
     if patient.voided_at is not None:
         raise InvalidState(f"Patient {patient.coi} is already voided.")
     live_biopsy = select(Biopsy.din).where(
