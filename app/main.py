@@ -77,7 +77,11 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and not declared.isdigit():
+            response = error_response(400, "bad_request", "The Content-Length header is invalid.")
+            await response(scope, receive, send)
+            return
+        if declared is not None and int(declared) > self.max_bytes:
             response = error_response(
                 413, "payload_too_large", f"The request body exceeds {self.max_bytes} bytes."
             )

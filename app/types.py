@@ -5,6 +5,7 @@ NUL), numbers are finite and timestamps carry a time zone (CONVENTIONS 11).
 """
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
@@ -37,5 +38,18 @@ LongText = Annotated[
 ]
 # A scanned or typed code: lenient in shape (the identity parser judges it), bounded in size.
 CodeInput = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Timestamp = AwareDatetime
+
+
+def _plausible_utc(value: datetime) -> datetime:
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the range of dates Homeward records") from None
+    if not 2000 <= value.year <= 2199:
+        raise ValueError("must be between the years 2000 and 2199")
+    return value
+
+
+# An instant of lab or clinic life: time zone required, kept in UTC.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible_utc)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]

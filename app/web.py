@@ -1,5 +1,6 @@
 """Server-rendered pages: templates, the local-time filter, page authentication, the home page."""
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
 from app.auth import service as auth
-from app.auth.deps import TOKEN_COOKIE
+from app.auth.deps import TOKEN_COOKIE, require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
@@ -48,14 +49,9 @@ def page_principal(request: Request, session: SessionDep) -> Principal:
 PagePrincipal = Annotated[Principal, Depends(page_principal)]
 
 
-def page_require(permission: Permission):
-    """Like auth.deps.require, for pages."""
-
-    def dependency(principal: PagePrincipal) -> Principal:
-        principal.require(permission)
-        return principal
-
-    return dependency
+def page_require(permission: Permission) -> Callable[[Principal], Principal]:
+    """auth.deps.require for pages: the principal comes from the cookie."""
+    return require(permission, source=page_principal)
 
 
 def page_error(request: Request, exc: HomewardError) -> HTMLResponse | RedirectResponse:

@@ -30,14 +30,19 @@ Offset = Annotated[int, Query(ge=0, le=2_000_000_000)]
 @router.get("/audit", response_model=list[AuditEventPublic])
 def list_events(
     session: SessionDep,
-    _: AuditReader,
+    principal: AuditReader,
     entity_type: EntityType | None = None,
     entity_id: Id | None = None,
     limit: Limit = 1000,
     offset: Offset = 0,
 ) -> list[AuditEventPublic]:
     events = service.events(
-        session, entity_type=entity_type, entity_id=entity_id, limit=limit, offset=offset
+        session,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        scope=service.scope_visible_to(principal.permissions),
+        limit=limit,
+        offset=offset,
     )
     return [AuditEventPublic.from_event(event) for event in events]
 
@@ -45,11 +50,17 @@ def list_events(
 @router.get("/audit/export.csv", response_class=Response)
 def export_events(
     session: SessionDep,
-    _: AuditReader,
+    principal: AuditReader,
     entity_type: EntityType | None = None,
     entity_id: Id | None = None,
 ) -> Response:
-    events = service.events(session, entity_type=entity_type, entity_id=entity_id, limit=None)
+    events = service.events(
+        session,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        scope=service.scope_visible_to(principal.permissions),
+        limit=None,
+    )
     return csv_response(events, "audit.csv")
 
 

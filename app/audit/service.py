@@ -22,6 +22,7 @@ from app.audit.chain import (
 )
 from app.audit.models import AuditEvent
 from app.auth.models import User
+from app.auth.permissions import Permission
 from app.clock import utcnow
 
 Actor = User | str  # a user, or the name of a non-human actor ("system", "anonymous")
@@ -75,6 +76,12 @@ def record(
     session.add(event)
     session.flush()
     return event
+
+
+def scope_visible_to(permissions: frozenset[Permission]) -> str | None:
+    """The one chain a reader may see, or None for all: patients' trails hold personal data,
+    so without PATIENT_AUDIT_READ (an admin) only the global chain is visible (DESIGN §11)."""
+    return None if Permission.PATIENT_AUDIT_READ in permissions else GLOBAL_SCOPE
 
 
 def events(

@@ -36,10 +36,12 @@ def current_principal(session: SessionDep, settings: SettingsDep, token: TokenDe
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def require(permission: Permission) -> Callable[[Principal], Principal]:
-    """A dependency that admits only principals whose roles grant `permission`."""
+def require(
+    permission: Permission, source: Callable[..., Principal] = current_principal
+) -> Callable[[Principal], Principal]:
+    """A dependency that admits only principals (from `source`) whose roles grant `permission`."""
 
-    def dependency(principal: CurrentPrincipal) -> Principal:
+    def dependency(principal: Annotated[Principal, Depends(source)]) -> Principal:
         principal.require(permission)
         return principal
 
@@ -49,3 +51,4 @@ def require(permission: Permission) -> Callable[[Principal], Principal]:
 
 UserManager = Annotated[Principal, Depends(require(Permission.USERS_MANAGE))]
 AuditReader = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
+PatientAuditReader = Annotated[Principal, Depends(require(Permission.PATIENT_AUDIT_READ))]

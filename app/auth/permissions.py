@@ -25,14 +25,21 @@ class Permission(StrEnum):
     BATCH_REGISTER = "batch.register"
     BATCH_READ = "batch.read"
     SCAN = "scan"
-    AUDIT_READ = "audit.read"
+    AUDIT_READ = "audit.read"  # the trail of records of no patient (users, logins)
+    PATIENT_AUDIT_READ = "audit.read_patient"  # patients' trails, which hold personal data
 
 
 _LAB_READ = frozenset({Permission.PATIENT_READ, Permission.BATCH_READ, Permission.SCAN})
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.TECHNICIAN: _LAB_READ | {Permission.BIOPSY_RECEIVE, Permission.BATCH_REGISTER},
-    Role.QA: _LAB_READ | {Permission.AUDIT_READ, Permission.PATIENT_VOID, Permission.BIOPSY_VOID},
+    Role.QA: _LAB_READ
+    | {
+        Permission.AUDIT_READ,
+        Permission.PATIENT_AUDIT_READ,
+        Permission.PATIENT_VOID,
+        Permission.BIOPSY_VOID,
+    },
     Role.CLINICIAN: _LAB_READ | {Permission.PATIENT_REGISTER, Permission.BIOPSY_REGISTER},
     # Admin manages accounts and reads the audit trail; it grants no patient data by itself.
     Role.ADMIN: frozenset({Permission.USERS_MANAGE, Permission.AUDIT_READ}),

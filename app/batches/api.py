@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from app.audit.api import csv_response
 from app.audit.schemas import AuditEventPublic
-from app.auth.deps import AuditReader, require
+from app.auth.deps import PatientAuditReader, require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service
@@ -40,13 +40,13 @@ def get_batch(batch_id: Id, session: SessionDep, _: Reader) -> BatchPublic:
 
 
 @router.get("/batches/{batch_id}/audit", response_model=list[AuditEventPublic])
-def batch_trail(batch_id: Id, session: SessionDep, _: AuditReader) -> list[AuditEventPublic]:
+def batch_trail(batch_id: Id, session: SessionDep, _: PatientAuditReader) -> list[AuditEventPublic]:
     """The batch's timeline: every event about the batch, its biopsy and its vessels."""
     events = service.trail(session, service.get(session, batch_id))
     return [AuditEventPublic.from_event(event) for event in events]
 
 
 @router.get("/batches/{batch_id}/audit.csv", response_class=Response)
-def batch_trail_csv(batch_id: Id, session: SessionDep, _: AuditReader) -> Response:
+def batch_trail_csv(batch_id: Id, session: SessionDep, _: PatientAuditReader) -> Response:
     context = service.get(session, batch_id)
     return csv_response(service.trail(session, context), f"audit-{context.batch.batch_number}.csv")

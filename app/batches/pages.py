@@ -23,7 +23,9 @@ def batch_record(
 ) -> HTMLResponse:
     context = service.get(session, batch_id)
     timeline = (
-        service.trail(session, context) if Permission.AUDIT_READ in principal.permissions else None
+        service.trail(session, context)
+        if Permission.PATIENT_AUDIT_READ in principal.permissions
+        else None
     )
     return render(
         request,

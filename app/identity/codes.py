@@ -12,6 +12,7 @@ lower case, grouping spaces typed from an eye-readable label) but never a wrong 
 """
 
 import re
+import string
 from dataclasses import dataclass
 
 from app.errors import InvalidCode
@@ -23,6 +24,7 @@ _DIN_RE = re.compile(_DIN_BODY)
 _COI_RE = re.compile(rf"CH{_DIN_BODY}")
 _VESSEL_RE = re.compile(rf"{_DIN_BODY}[0-9]{{4}}")
 _SYMBOLOGY_PREFIX = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
+_ASCII_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 _NOISE = re.compile(r"[\s\x00-\x1f\x7f]+")
 
 DIN_LENGTH = 13
@@ -34,7 +36,8 @@ MAX_VESSEL_SEQUENCE = 9999
 def normalize(raw: str) -> str:
     """The code a person meant: no white space or control characters, no AIM prefix, upper case."""
     text = _SYMBOLOGY_PREFIX.sub("", raw.strip())
-    return _NOISE.sub("", text).upper()
+    # ASCII only: str.upper() turns a dotless i (U+0131) into "I", a long s (U+017F) into "S".
+    return _NOISE.sub("", text).translate(_ASCII_UPPER)
 
 
 def _shown(raw: str) -> str:

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from app.audit import service as audit
 from app.audit.api import csv_response
 from app.audit.schemas import AuditEventPublic
-from app.auth.deps import AuditReader, require
+from app.auth.deps import PatientAuditReader, require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.config import SettingsDep
@@ -50,13 +50,15 @@ def void_patient(
 
 
 @router.get("/patients/{patient_id}/audit", response_model=list[AuditEventPublic])
-def patient_trail(patient_id: Id, session: SessionDep, _: AuditReader) -> list[AuditEventPublic]:
+def patient_trail(
+    patient_id: Id, session: SessionDep, _: PatientAuditReader
+) -> list[AuditEventPublic]:
     """The patient's whole chain of identity trail (their COI's audit chain), oldest first."""
     coi = service.get(session, patient_id).coi
     return [AuditEventPublic.from_event(e) for e in audit.events(session, scope=coi, limit=None)]
 
 
 @router.get("/patients/{patient_id}/audit.csv", response_class=Response)
-def patient_trail_csv(patient_id: Id, session: SessionDep, _: AuditReader) -> Response:
+def patient_trail_csv(patient_id: Id, session: SessionDep, _: PatientAuditReader) -> Response:
     coi = service.get(session, patient_id).coi
     return csv_response(audit.events(session, scope=coi, limit=None), f"audit-{coi}.csv")

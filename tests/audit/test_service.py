@@ -136,3 +136,16 @@ def test_aud4_a_refused_request_leaves_no_event_and_a_done_one_leaves_one(api, d
     assert len(audit_events(db, AuditAction.PATIENT_REGISTERED)) == before
     api.patient()
     assert len(audit_events(db, AuditAction.PATIENT_REGISTERED)) == before + 1
+
+
+def test_sec_admin_reads_the_global_trail_but_no_patients_trail(api):
+    """DESIGN §11: admin grants no access to patient data, not even through the audit trail."""
+    batch = api.batch()
+    admin_view = api.get(Role.ADMIN, "/audit").json()
+    assert admin_view and {event["scope"] for event in admin_view} == {"global"}
+    qa_scopes = {event["scope"] for event in api.get(Role.QA, "/audit").json()}
+    assert batch["coi"] in qa_scopes
+    assert batch["coi"] not in api.get(Role.ADMIN, "/audit/export.csv").text
+    assert api.get(Role.ADMIN, f"/batches/{batch['id']}/audit").status_code == 403
+    assert api.get(Role.ADMIN, f"/patients/{batch['patient_id']}/audit").status_code == 403
+    assert api.get(Role.ADMIN, "/audit/verify").json()["ok"] is True
