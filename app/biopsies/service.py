@@ -6,6 +6,7 @@ from functools import partial
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from app import voiding
 from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
 from app.auth.models import User
@@ -185,8 +186,6 @@ def receive(
 def void(session: Session, *, actor: User, biopsy_id: int, reason: str) -> tuple[Biopsy, Vessel]:
     """Void a wrong registration; a biopsy whose batch is still live cannot be voided."""
     biopsy, patient, tube = get(session, biopsy_id, lock=True)
-    if biopsy.voided_at is not None:
-        raise InvalidState(f"Biopsy {biopsy.din} is already voided.")
     batch_status = session.execute(
         select(Batch.status).where(Batch.biopsy_id == biopsy.id)
     ).scalar_one_or_none()
@@ -194,20 +193,14 @@ def void(session: Session, *, actor: User, biopsy_id: int, reason: str) -> tuple
         raise InvalidState(
             f"Biopsy {biopsy.din} has a batch that is {batch_status}; destroy the batch first."
         )
-    biopsy.voided_at = utcnow()
-    biopsy.voided_by = actor.id
-    biopsy.void_reason = reason
-    session.add(biopsy)
-    session.flush()
-    audit.record(
+    voiding.void(
         session,
+        biopsy,
         actor=actor,
         action=AuditAction.BIOPSY_VOIDED,
         entity_type=EntityType.BIOPSY,
-        entity_id=biopsy.id,
         coi=patient.coi,
-        old={"voided": False},
-        new={"voided": True},
+        label=f"Biopsy {biopsy.din}",
         reason=reason,
     )
     return biopsy, tube

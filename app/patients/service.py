@@ -3,6 +3,7 @@
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from app import voiding
 from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
 from app.auth.models import User
@@ -83,8 +84,6 @@ def find(session: Session, *, mrn: str | None = None, limit: int = 100) -> list[
 def void(session: Session, *, actor: User, patient_id: int, reason: str) -> Patient:
     """Void a wrong registration so it can be redone; its biopsies must be voided first."""
     patient = get(session, patient_id, lock=True)
-    if patient.voided_at is not None:
-        raise InvalidState(f"Patient {patient.coi} is already voided.")
     live_biopsy = select(Biopsy.din).where(
         Biopsy.patient_id == patient.id, col(Biopsy.voided_at).is_(None)
     )
@@ -93,20 +92,14 @@ def void(session: Session, *, actor: User, patient_id: int, reason: str) -> Pati
         raise InvalidState(
             f"Patient {patient.coi} still has biopsy {din}; void its biopsies before the patient."
         )
-    patient.voided_at = utcnow()
-    patient.voided_by = actor.id
-    patient.void_reason = reason
-    session.add(patient)
-    session.flush()
-    audit.record(
+    voiding.void(
         session,
+        patient,
         actor=actor,
         action=AuditAction.PATIENT_VOIDED,
         entity_type=EntityType.PATIENT,
-        entity_id=patient.id,
         coi=patient.coi,
-        old={"voided": False},
-        new={"voided": True},
+        label=f"Patient {patient.coi}",
         reason=reason,
     )
     return patient
