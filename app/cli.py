@@ -7,6 +7,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+import app.models  # noqa: F401  (every table mapped before the first query)
 from app.audit.service import verify_chain
 from app.auth import service as auth
 from app.auth.schemas import UserCreate

@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=65_536, ge=1024)
     # Worker threads for sync endpoints; FastAPI's default 40 halves scan throughput (DESIGN §12).
     threadpool_size: int = Field(default=8, ge=1, le=200)
+    # Culture clocks (starting points, not clinical advice): past a soft limit the batch shows a
+    # warning; a step that would go past a hard limit is refused.
+    culture_passage_soft: int = Field(default=6, ge=0)
+    culture_passage_hard: int = Field(default=10, ge=0)
+    culture_days_soft: int = Field(default=42, ge=0)
+    culture_days_hard: int = Field(default=70, ge=0)
+    culture_doublings_soft: float = Field(default=30.0, ge=0)
+    culture_doublings_hard: float = Field(default=40.0, ge=0)
 
     @field_validator("display_timezone")
     @classmethod

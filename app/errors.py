@@ -66,6 +66,30 @@ class AlreadyRegistered(Conflict):
     code = "already_registered"
 
 
+class DuplicateCode(Conflict):
+    code = "duplicate_code"
+
+
+class ExpiredLot(Conflict):
+    code = "expired_lot"
+
+
+class EquipmentOutOfService(Conflict):
+    code = "equipment_out_of_service"
+
+
+class PositionTaken(Conflict):
+    code = "position_taken"
+
+
+class CultureLimit(Conflict):
+    code = "culture_limit"
+
+
+class NotReleased(HomewardError):
+    code, status = "not_released", 409
+
+
 class IdentityMismatch(HomewardError):
     code, status = "identity_mismatch", 409
 

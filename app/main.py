@@ -12,6 +12,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import app.models  # noqa: F401  (every table mapped before the first query)
 from app.audit.api import router as audit_router
 from app.auth.api import router as auth_router
 from app.auth.pages import router as auth_pages
@@ -21,9 +22,12 @@ from app.biopsies.api import router as biopsies_router
 from app.config import Settings, get_settings
 from app.db import SessionFactory, make_engine, session_factory_for
 from app.errors import HomewardError, InvalidRequest
+from app.materials.api import router as catalogue_router
 from app.patients.api import router as patients_router
 from app.scan.api import router as scan_router
 from app.scan.pages import router as scan_pages
+from app.steps.api import router as steps_router
+from app.storage.api import router as storage_router
 from app.web import page_error
 from app.web import router as home_page
 
@@ -35,6 +39,9 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     biopsies_router,
     batches_router,
     scan_router,
+    steps_router,
+    catalogue_router,
+    storage_router,
     audit_router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (home_page, auth_pages, scan_pages, batch_pages)

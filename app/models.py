@@ -6,7 +6,10 @@ from app.batches.models import Batch
 from app.biopsies.models import Biopsy
 from app.db import metadata
 from app.identity.sequences import SequenceCounter
+from app.materials.models import Equipment, Material, MaterialLot
 from app.patients.models import Patient
+from app.steps.models import Step, StepEquipment, StepInput, StepMaterial
+from app.storage.models import CustodyEvent, Location
 from app.vessels.models import Vessel
 
 __all__ = [
@@ -14,8 +17,17 @@ __all__ = [
     "AuthToken",
     "Batch",
     "Biopsy",
+    "CustodyEvent",
+    "Equipment",
+    "Location",
+    "Material",
+    "MaterialLot",
     "Patient",
     "SequenceCounter",
+    "Step",
+    "StepEquipment",
+    "StepInput",
+    "StepMaterial",
     "User",
     "UserRole",
     "Vessel",

@@ -15,6 +15,12 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite alters a table by copying it ("batch" mode); with foreign keys on, dropping the
+        # old copy would fail or cascade. The pragma only works outside a transaction, hence the
+        # raw driver connection (in autocommit until SQLAlchemy begins). Checked again below.
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -23,6 +29,12 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"migration left broken foreign keys: {broken[:5]}")
+    if sqlite:
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 def run_migrations_online() -> None:

@@ -136,6 +136,33 @@ class Api:
         assert response.status_code == 200, response.text
         return biopsy
 
+    def step(self, batch_id: int, kind: str, inputs: list[str], outputs=(), **extra: Any):
+        """POST a step as a technician; outputs given as kinds or full dicts."""
+        body = {
+            "kind": kind,
+            "inputs": inputs,
+            "outputs": [o if isinstance(o, dict) else {"kind": o} for o in outputs],
+        } | extra
+        return self.post(Role.TECHNICIAN, f"/batches/{batch_id}/steps", body)
+
+    def dose(self, **overrides: Any) -> dict[str, Any]:
+        return {
+            "kind": "bag",
+            "cell_count": 150_000_000,
+            "volume_ml": 50.0,
+            "expires_at": iso(datetime.now(UTC) + timedelta(days=3)),
+        } | overrides
+
+    def expanded_batch(self, patient_id: int | None = None) -> tuple[dict[str, Any], list[str]]:
+        """A batch through isolation and one passage: (batch, active flask codes)."""
+        batch = self.batch(patient_id)
+        isolation = self.step(batch["id"], "isolation", [batch["tube_code"]], ["flask"])
+        assert isolation.status_code == 201, isolation.text
+        flask = isolation.json()["outputs"][0]["code"]
+        passage = self.step(batch["id"], "passage", [flask], ["flask", "flask"])
+        assert passage.status_code == 201, passage.text
+        return batch, [o["code"] for o in passage.json()["outputs"]]
+
     def batch(self, patient_id: int | None = None) -> dict[str, Any]:
         biopsy = self.received_biopsy(patient_id)
         response = self.post(Role.TECHNICIAN, "/batches", {"biopsy_id": biopsy["id"]})

@@ -10,6 +10,11 @@ class EntityType(StrEnum):
     VESSEL = "vessel"
     USER = "user"
     SPECIFICATION = "specification"
+    STEP = "step"
+    MATERIAL = "material"
+    MATERIAL_LOT = "material_lot"
+    EQUIPMENT = "equipment"
+    LOCATION = "location"
 
 
 class AuditAction(StrEnum):
@@ -33,6 +38,14 @@ class AuditAction(StrEnum):
     VESSEL_CREATED = "vessel.created"
     VESSEL_STATUS_CHANGED = "vessel.status_changed"
     VESSEL_ASSIGNED = "vessel.assigned_to_batch"
+    STEP_RECORDED = "step.recorded"
+    STEP_IDENTITY_MISMATCH = "step.identity_mismatch"
+    MATERIAL_CREATED = "material.created"
+    MATERIAL_LOT_CREATED = "material_lot.created"
+    EQUIPMENT_CREATED = "equipment.created"
+    EQUIPMENT_SERVICE_CHANGED = "equipment.service_changed"
+    LOCATION_CREATED = "location.created"
+    CUSTODY_RECORDED = "vessel.custody"
     SCAN_OK = "scan.ok"
     SCAN_IDENTITY_MISMATCH = "scan.identity_mismatch"
     SCAN_INVALID_CODE = "scan.invalid_code"

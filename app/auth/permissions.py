@@ -25,6 +25,14 @@ class Permission(StrEnum):
     BATCH_REGISTER = "batch.register"
     BATCH_READ = "batch.read"
     SCAN = "scan"
+    STEP_RECORD = "step.record"
+    BATCH_DESTROY = "batch.destroy"
+    CATALOGUE_READ = "catalogue.read"
+    CATALOGUE_MANAGE = "catalogue.manage"
+    CUSTODY_RECORD = "custody.record"  # the route; the event decides which of the three below
+    CUSTODY_MOVE = "custody.move"
+    CUSTODY_DISPATCH = "custody.dispatch"
+    CUSTODY_RECEIVE = "custody.receive"
     AUDIT_READ = "audit.read"  # the trail of records of no patient (users, logins)
     PATIENT_AUDIT_READ = "audit.read_patient"  # patients' trails, which hold personal data
 
@@ -32,17 +40,41 @@ class Permission(StrEnum):
 _LAB_READ = frozenset({Permission.PATIENT_READ, Permission.BATCH_READ, Permission.SCAN})
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.TECHNICIAN: _LAB_READ | {Permission.BIOPSY_RECEIVE, Permission.BATCH_REGISTER},
+    Role.TECHNICIAN: _LAB_READ
+    | {
+        Permission.BIOPSY_RECEIVE,
+        Permission.BATCH_REGISTER,
+        Permission.STEP_RECORD,
+        Permission.CATALOGUE_READ,
+        Permission.CUSTODY_RECORD,
+        Permission.CUSTODY_MOVE,
+        Permission.CUSTODY_DISPATCH,
+    },
     Role.QA: _LAB_READ
     | {
         Permission.AUDIT_READ,
         Permission.PATIENT_AUDIT_READ,
         Permission.PATIENT_VOID,
         Permission.BIOPSY_VOID,
+        Permission.BATCH_DESTROY,
+        Permission.CATALOGUE_READ,
     },
-    Role.CLINICIAN: _LAB_READ | {Permission.PATIENT_REGISTER, Permission.BIOPSY_REGISTER},
+    Role.CLINICIAN: _LAB_READ
+    | {
+        Permission.PATIENT_REGISTER,
+        Permission.BIOPSY_REGISTER,
+        Permission.CUSTODY_RECORD,
+        Permission.CUSTODY_RECEIVE,
+    },
     # Admin manages accounts and reads the audit trail; it grants no patient data by itself.
-    Role.ADMIN: frozenset({Permission.USERS_MANAGE, Permission.AUDIT_READ}),
+    Role.ADMIN: frozenset(
+        {
+            Permission.USERS_MANAGE,
+            Permission.AUDIT_READ,
+            Permission.CATALOGUE_READ,
+            Permission.CATALOGUE_MANAGE,
+        }
+    ),
 }
 
 

@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -7,16 +7,19 @@ from app.audit.schemas import AuditEventPublic
 from app.auth.deps import PatientAuditReader, require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.batches import service
+from app.batches import record, service
 from app.batches.schemas import BatchCreate, BatchPublic, BatchSummary
 from app.config import SettingsDep
 from app.db import SessionDep
+from app.patients.schemas import VoidRequest
+from app.trace import service as trace
 from app.types import Id
 
 router = APIRouter(tags=["batches"])
 
 Registrar = Annotated[Principal, Depends(require(Permission.BATCH_REGISTER))]
 Reader = Annotated[Principal, Depends(require(Permission.BATCH_READ))]
+Destroyer = Annotated[Principal, Depends(require(Permission.BATCH_DESTROY))]
 
 
 @router.post("/batches", response_model=BatchPublic, status_code=201)
@@ -50,3 +53,25 @@ def batch_trail(batch_id: Id, session: SessionDep, _: PatientAuditReader) -> lis
 def batch_trail_csv(batch_id: Id, session: SessionDep, _: PatientAuditReader) -> Response:
     context = service.get(session, batch_id)
     return csv_response(service.trail(session, context), f"audit-{context.batch.batch_number}.csv")
+
+
+@router.post("/batches/{batch_id}/destroy", response_model=BatchPublic)
+def destroy_batch(
+    batch_id: Id, body: VoidRequest, session: SessionDep, principal: Destroyer
+) -> BatchPublic:
+    context = service.destroy(session, actor=principal.user, batch_id=batch_id, reason=body.reason)
+    return service.detail(session, context)
+
+
+@router.get("/batches/{batch_id}/lineage")
+def batch_lineage(batch_id: Id, session: SessionDep, _: Reader) -> dict[str, Any]:
+    """The vessel tree with the step that made each vessel (COI-7)."""
+    return trace.lineage(session, batch_id)
+
+
+@router.get("/batches/{batch_id}/record")
+def batch_record(
+    batch_id: Id, session: SessionDep, settings: SettingsDep, _: Reader
+) -> dict[str, Any]:
+    """The electronic batch record (JSON); the page is /batches/{id}."""
+    return record.batch_record(session, settings, batch_id)

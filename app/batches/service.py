@@ -21,6 +21,7 @@ from app.db import add_unique
 from app.errors import AlreadyRegistered, InvalidState, NotFound
 from app.identity.codes import DIN
 from app.identity.sequences import next_value
+from app.lifecycle import transition
 from app.patients.models import Patient
 from app.vessels import service as vessels
 from app.vessels.repository import vessels_with_parent_codes
@@ -51,8 +52,10 @@ def summary(context: BatchContext) -> BatchSummary:
     )
 
 
-def _contexts(session: Session, *where, limit: int | None = None) -> list[BatchContext]:
-    rows = session.execute(
+def _contexts(
+    session: Session, *where, limit: int | None = None, lock: bool = False
+) -> list[BatchContext]:
+    query = (
         select(Batch, Biopsy, Patient)
         .join(Biopsy, col(Biopsy.id) == Batch.biopsy_id)
         .join(Patient, col(Patient.id) == Biopsy.patient_id)
@@ -60,11 +63,13 @@ def _contexts(session: Session, *where, limit: int | None = None) -> list[BatchC
         .order_by(col(Batch.id).desc())
         .limit(limit)
     )
+    rows = session.execute(query.with_for_update(of=Batch) if lock else query)
     return [BatchContext(*row) for row in rows]
 
 
-def get(session: Session, batch_id: int) -> BatchContext:
-    found = _contexts(session, Batch.id == batch_id)
+def get(session: Session, batch_id: int, *, lock: bool = False) -> BatchContext:
+    """The batch with its biopsy and patient; with `lock`, the batch row is locked until commit."""
+    found = _contexts(session, Batch.id == batch_id, lock=lock)
     if not found:
         raise NotFound(f"No batch has id {batch_id}.")
     return found[0]
@@ -135,6 +140,22 @@ def register(session: Session, settings: Settings, *, actor: User, biopsy_id: in
         new={"batch_id": batch.id},
     )
     return BatchContext(batch=batch, biopsy=biopsy, patient=patient)
+
+
+def destroy(session: Session, *, actor: User, batch_id: int, reason: str) -> BatchContext:
+    """QA destroys a batch, with a reason; any state may be destroyed, none comes back."""
+    context = get(session, batch_id, lock=True)
+    transition(
+        session,
+        BATCH_LIFECYCLE,
+        context.batch,
+        BatchStatus.DESTROYED,
+        actor=actor,
+        coi=context.patient.coi,
+        label=f"Batch {context.batch.batch_number}",
+        reason=reason,
+    )
+    return context
 
 
 def trail(session: Session, context: BatchContext) -> list[AuditEvent]:

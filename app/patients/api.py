@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -12,6 +12,7 @@ from app.config import SettingsDep
 from app.db import SessionDep
 from app.patients import service
 from app.patients.schemas import MRN, PatientCreate, PatientPublic, VoidRequest
+from app.trace import service as trace
 from app.types import Id
 
 router = APIRouter(tags=["patients"])
@@ -62,3 +63,9 @@ def patient_trail(
 def patient_trail_csv(patient_id: Id, session: SessionDep, _: PatientAuditReader) -> Response:
     coi = service.get(session, patient_id).coi
     return csv_response(audit.events(session, scope=coi, limit=None), f"audit-{coi}.csv")
+
+
+@router.get("/patients/{patient_id}/trace")
+def patient_trace(patient_id: Id, session: SessionDep, _: Reader) -> dict[str, Any]:
+    """The patient forward to every biopsy, batch, vessel and dose (COI-7)."""
+    return trace.patient_trace(session, patient_id)

@@ -21,17 +21,21 @@ class VesselIdentity:
     parent_code: str | None
 
 
-def identity_by_code(session: Session, code: str) -> VesselIdentity | None:
-    """The vessel with `code` and whose it is, in one query; None if no vessel has that code."""
+def identity_by_code(session: Session, code: str, *, lock: bool = False) -> VesselIdentity | None:
+    """The vessel with `code` and whose it is, in one query; None if no vessel has that code.
+
+    With `lock`, the vessel row is locked until commit (PostgreSQL; SQLite serializes writers).
+    """
     parent = aliased(Vessel)
-    row = session.execute(
+    query = (
         select(Vessel, Biopsy, Patient, Batch, parent.code)
         .join(Biopsy, col(Biopsy.id) == Vessel.biopsy_id)
         .join(Patient, col(Patient.id) == Biopsy.patient_id)
         .outerjoin(Batch, col(Batch.id) == Vessel.batch_id)
         .outerjoin(parent, parent.id == Vessel.parent_id)
         .where(Vessel.code == code)
-    ).first()
+    )
+    row = session.execute(query.with_for_update(of=Vessel) if lock else query).first()
     return None if row is None else VesselIdentity(*row)
 
 

@@ -15,3 +15,8 @@ class VesselPublic(BaseModel):
     passage: int
     location: str | None
     created_at: datetime
+    is_dose: bool = False
+    cell_count: int | None = None
+    volume_ml: float | None = None
+    expires_at: datetime | None = None
+    produced_by_step_id: int | None = None

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.auth.permissions import ROLE_PERMISSIONS, Permission, Role, permissions_of
 from app.main import API_PREFIX, API_ROUTERS, create_app
+from app.storage.service import EVENT_PERMISSION
 from tests.helpers import make_user
 
 PUBLIC = {("POST", "/auth/token")}
@@ -123,6 +124,8 @@ def test_sec_the_walk_sees_every_api_route_of_the_application(settings, session_
 def test_sec_the_permission_table_covers_every_role_and_every_permission_is_used():
     assert set(ROLE_PERMISSIONS) == set(Role)
     used = {p for _, _, route in ENDPOINTS for p in declared_permissions(route)}
+    # Custody routes need CUSTODY_RECORD; the event then needs one of these (storage service).
+    used |= set(EVENT_PERMISSION.values())
     granted = permissions_of(list(Role))
     assert used <= granted, f"permissions no role holds (unreachable routes): {used - granted}"
     assert set(Permission) == used, f"permissions no route requires: {set(Permission) - used}"

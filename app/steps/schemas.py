@@ -1,0 +1,73 @@
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.steps.rules import StepKind
+from app.types import CodeInput, FiniteFloat, Id, LongText, ShortText, Timestamp
+from app.vessels.schemas import VesselPublic
+from app.vessels.states import VesselKind
+
+CellCount = Annotated[int, Field(ge=0, le=10**13)]
+MeasurementKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+MeasurementValue = FiniteFloat | int | bool | ShortText
+
+
+class OutputSpec(BaseModel):
+    """One vessel a step makes; its code, batch and patient are set by the server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: VesselKind
+    location: ShortText | None = None
+    seeded_cells: CellCount | None = None
+    # Doses (bags made by formulation):
+    cell_count: CellCount | None = None
+    volume_ml: Annotated[FiniteFloat, Field(gt=0, le=5000)] | None = None
+    expires_at: Timestamp | None = None
+
+
+class MaterialUse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lot_id: Id
+    quantity: ShortText | None = None
+
+
+class EquipmentUse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    equipment_id: Id
+
+
+class StepCreate(BaseModel):
+    """A processing step. Inputs are scanned codes; nothing here names a patient (COI-2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: StepKind
+    inputs: Annotated[list[CodeInput], Field(max_length=100)]
+    outputs: Annotated[list[OutputSpec], Field(max_length=100)] = []
+    materials: Annotated[list[MaterialUse | Id], Field(max_length=50)] = []
+    equipment: Annotated[list[EquipmentUse | Id], Field(max_length=50)] = []
+    measurements: Annotated[dict[MeasurementKey, MeasurementValue], Field(max_length=40)] = {}
+    performed_at: Timestamp | None = None
+    reason: LongText | None = None
+    note: LongText | None = None
+
+
+class StepPublic(BaseModel):
+    id: int
+    batch_id: int
+    kind: StepKind
+    performed_at: datetime
+    performed_by: str
+    recorded_at: datetime
+    measurements: dict[str, Any]
+    reason: str | None
+    note: str | None
+    inputs: list[str]
+    outputs: list[VesselPublic]
+    materials: list[dict[str, Any]]
+    equipment: list[dict[str, Any]]
+    warnings: list[str] = []

@@ -1,0 +1,58 @@
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from app.auth.deps import require
+from app.auth.permissions import Permission
+from app.auth.service import Principal
+from app.db import SessionDep
+from app.identity.codes import parse_vessel_code
+from app.storage import service
+from app.storage.schemas import CustodyCreate, CustodyPublic, LocationCreate, LocationPublic
+from app.trace import service as trace
+from app.types import CodeInput
+
+router = APIRouter(tags=["storage and custody"])
+
+Reader = Annotated[Principal, Depends(require(Permission.CATALOGUE_READ))]
+Manager = Annotated[Principal, Depends(require(Permission.CATALOGUE_MANAGE))]
+Custodian = Annotated[Principal, Depends(require(Permission.CUSTODY_RECORD))]
+Tracer = Annotated[Principal, Depends(require(Permission.BATCH_READ))]
+
+
+@router.get("/locations", response_model=list[LocationPublic])
+def list_locations(session: SessionDep, _: Reader) -> list[LocationPublic]:
+    rows = service.list_locations(session)
+    paths = service.paths([location for location, _ in rows])
+    return [
+        LocationPublic.model_validate(location, from_attributes=True).model_copy(
+            update={"path": paths[location.id or 0], "occupied_by": code}
+        )
+        for location, code in rows
+    ]
+
+
+@router.post("/locations", response_model=LocationPublic, status_code=201)
+def create_location(body: LocationCreate, session: SessionDep, p: Manager) -> LocationPublic:
+    location = service.create_location(session, actor=p.user, data=body)
+    path = service.paths([location])[location.id or 0]
+    return LocationPublic(**body.model_dump(), id=location.id or 0, path=path)
+
+
+@router.post("/vessels/{code}/custody", response_model=CustodyPublic, status_code=201)
+def record_custody(
+    code: CodeInput, body: CustodyCreate, session: SessionDep, principal: Custodian
+) -> CustodyPublic:
+    event = service.record_custody(session, principal=principal, code=code, data=body)
+    return service.custody_public(event, parse_vessel_code(code).value, principal.user.username)
+
+
+@router.get("/vessels/{code}/custody", response_model=list[CustodyPublic])
+def custody_history(code: CodeInput, session: SessionDep, _: Tracer) -> list[CustodyPublic]:
+    return service.vessel_history(session, code)
+
+
+@router.get("/vessels/{code}/trace")
+def vessel_trace(code: CodeInput, session: SessionDep, _: Tracer) -> dict[str, Any]:
+    """A vessel back to its patient (COI-7)."""
+    return trace.vessel_trace(session, code)

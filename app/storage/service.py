@@ -1,0 +1,204 @@
+"""Storage locations and custody: where every vessel is, who moved it, at what temperature."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from app.audit import service as audit
+from app.audit.actions import AuditAction, EntityType
+from app.auth.models import User
+from app.auth.permissions import Permission
+from app.auth.service import Principal
+from app.batches.states import BatchStatus
+from app.clock import utcnow
+from app.db import add_unique
+from app.errors import DuplicateCode, InvalidRequest, NotFound, NotReleased, PositionTaken
+from app.identity.codes import parse_vessel_code
+from app.lifecycle import transition
+from app.storage.models import CustodyEvent, Location
+from app.storage.schemas import (
+    CustodyCreate,
+    CustodyKind,
+    CustodyPublic,
+    LocationCreate,
+    LocationKind,
+)
+from app.vessels.models import Vessel
+from app.vessels.repository import identity_by_code
+from app.vessels.states import VESSEL_LIFECYCLE, VesselStatus
+
+# Who records which custody event (DESIGN §11): the lab moves and dispatches, the clinic receives.
+EVENT_PERMISSION = {
+    CustodyKind.MOVED: Permission.CUSTODY_MOVE,
+    CustodyKind.DISPATCHED: Permission.CUSTODY_DISPATCH,
+    CustodyKind.RECEIVED: Permission.CUSTODY_RECEIVE,
+}
+EVENT_STATUS = {
+    CustodyKind.DISPATCHED: VesselStatus.DISPATCHED,
+    CustodyKind.RECEIVED: VesselStatus.RECEIVED,
+}
+DISPATCHABLE_BATCH = frozenset(
+    {BatchStatus.RELEASED, BatchStatus.CONDITIONALLY_RELEASED, BatchStatus.ISSUED}
+)
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def create_location(session: Session, *, actor: User, data: LocationCreate) -> Location:
+    if data.parent_id is not None:
+        parent = session.get(Location, data.parent_id)
+        if parent is None:
+            raise NotFound(f"No location has id {data.parent_id}.")
+        if parent.kind == LocationKind.POSITION:
+            raise InvalidRequest("A position is the end of the hierarchy; it holds no locations.")
+    location = Location(**data.model_dump())
+    add_unique(session, location, DuplicateCode(f"A location with code {data.code} exists."))
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.LOCATION_CREATED,
+        entity_type=EntityType.LOCATION,
+        entity_id=location.id,
+        new=data.model_dump(),
+    )
+    return location
+
+
+def list_locations(session: Session) -> list[tuple[Location, str | None]]:
+    """Every location with the code of the vessel occupying it (positions), in one query."""
+    rows = session.execute(
+        select(Location, Vessel.code)
+        .outerjoin(Vessel, col(Vessel.position_id) == Location.id)
+        .order_by(col(Location.id))
+    )
+    return [(location, code) for location, code in rows]
+
+
+def paths(locations: list[Location]) -> dict[int, str]:
+    """`site > room > freezer > ...` for each location, from one list (no query per level)."""
+    by_id = {location.id: location for location in locations}
+    result: dict[int, str] = {}
+    for location in locations:
+        names, node, seen = [], location, set()
+        while node is not None and node.id not in seen:
+            seen.add(node.id)
+            names.append(node.code)
+            node = by_id.get(node.parent_id) if node.parent_id is not None else None
+        result[location.id or 0] = " > ".join(reversed(names))
+    return result
+
+
+def place(session: Session, vessel: Vessel, where: str) -> None:
+    """Put `vessel` at `where`: a storage position code (one vessel per position, enforced by the
+    database) or a free-text place name."""
+    position = session.execute(
+        select(Location).where(Location.code == where, Location.kind == LocationKind.POSITION)
+    ).scalar_one_or_none()
+    vessel.location = where
+    vessel.position_id = position.id if position is not None else None
+    session.add(vessel)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise PositionTaken(f"Position {where} already holds another vessel.") from exc
+
+
+def record_custody(
+    session: Session, *, principal: Principal, code: str, data: CustodyCreate
+) -> CustodyEvent:
+    """A custody event for the vessel with `code`; dispatch only for doses of released batches
+    (CLN-3), receipt only of a dispatched dose."""
+    principal.require(EVENT_PERMISSION[data.event])
+    parsed = parse_vessel_code(code).value
+    found = identity_by_code(session, parsed, lock=True)
+    if found is None:
+        raise NotFound(f"No vessel has code {parsed}.")
+    vessel = found.vessel
+    now = utcnow()
+    occurred_at = data.occurred_at or now
+    if occurred_at > now + CLOCK_SKEW:
+        raise InvalidRequest("The custody time is in the future.")
+    if data.event is CustodyKind.DISPATCHED:
+        if not vessel.is_dose:
+            raise InvalidRequest(f"Vessel {parsed} is not a dose; only doses are dispatched.")
+        if found.batch is None or found.batch.status not in DISPATCHABLE_BATCH:
+            status = found.batch.status if found.batch else "not in a batch"
+            raise NotReleased(
+                f"Dose {parsed} belongs to a batch that is {status}; only doses of a released "
+                "batch can be dispatched."
+            )
+    from_location = vessel.location
+    if data.event in EVENT_STATUS:
+        transition(
+            session,
+            VESSEL_LIFECYCLE,
+            vessel,
+            EVENT_STATUS[data.event],
+            actor=principal.user,
+            coi=found.patient.coi,
+            label=f"Vessel {parsed}",
+        )
+    place(session, vessel, data.location)
+    event = CustodyEvent(
+        vessel_id=vessel.id or 0,
+        event=data.event.value,
+        from_location=from_location,
+        to_location=data.location,
+        temperature_c=data.temperature_c,
+        occurred_at=occurred_at,
+        recorded_by=principal.user.id or 0,
+    )
+    session.add(event)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.user,
+        action=AuditAction.CUSTODY_RECORDED,
+        entity_type=EntityType.VESSEL,
+        entity_id=vessel.id,
+        coi=found.patient.coi,
+        old={"location": from_location},
+        new=data.model_dump() | {"occurred_at": occurred_at},
+    )
+    return event
+
+
+def history(session: Session, vessel_ids: list[int]) -> list[tuple[CustodyEvent, str, str]]:
+    """Custody events of the vessels, oldest first, with vessel code and who recorded them."""
+    if not vessel_ids:
+        return []
+    rows = session.execute(
+        select(CustodyEvent, Vessel.code, User.username)
+        .join(Vessel, col(Vessel.id) == CustodyEvent.vessel_id)
+        .join(User, col(User.id) == CustodyEvent.recorded_by)
+        .where(col(CustodyEvent.vessel_id).in_(vessel_ids))
+        .order_by(col(CustodyEvent.occurred_at), col(CustodyEvent.id))
+    )
+    return [(event, code, username) for event, code, username in rows]
+
+
+def custody_public(event: CustodyEvent, code: str, username: str) -> CustodyPublic:
+    return CustodyPublic(
+        id=event.id or 0,
+        vessel_code=code,
+        event=CustodyKind(event.event),
+        from_location=event.from_location,
+        to_location=event.to_location,
+        temperature_c=event.temperature_c,
+        occurred_at=event.occurred_at,
+        recorded_by=username,
+    )
+
+
+def vessel_history(session: Session, code: str) -> list[CustodyPublic]:
+    """The full custody history of one vessel, oldest first."""
+    parsed = parse_vessel_code(code).value
+    found = identity_by_code(session, parsed)
+    if found is None:
+        raise NotFound(f"No vessel has code {parsed}.")
+    return [
+        custody_public(event, vessel_code, username)
+        for event, vessel_code, username in history(session, [found.vessel.id or 0])
+    ]
