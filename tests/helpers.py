@@ -1,6 +1,7 @@
 """Plain factories and an API driver that logs in as users of each role."""
 
 import itertools
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,8 @@ from app.auth import service as auth
 from app.auth.models import User
 from app.auth.permissions import Role
 from app.config import Settings
+from app.db import SessionFactory, unit_of_work
+from app.errors import HomewardError
 
 PASSWORD = "correct-horse-battery"
 _counter = itertools.count(1)
@@ -168,3 +171,33 @@ class Api:
         response = self.post(Role.TECHNICIAN, "/batches", {"biopsy_id": biopsy["id"]})
         assert response.status_code == 201, response.text
         return response.json() | {"tube_code": biopsy["tube_code"]}
+
+
+def race(factory: SessionFactory, action, contenders: int = 2) -> list[object]:
+    """Run `action(session)` in parallel transactions; return each result or HomewardError."""
+    outcomes: list[object] = []
+    start = threading.Barrier(contenders)
+
+    def run() -> None:
+        start.wait()
+        try:
+            with unit_of_work(factory) as session:
+                outcomes.append(action(session))
+        except HomewardError as exc:
+            outcomes.append(exc)
+        except BaseException as exc:  # an unexpected error is a failure of the test
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def one_winner(outcomes: list[object], loser_code: set[str]) -> None:
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(outcomes) - len(errors) == 1, outcomes
+    assert len(errors) == 1 and isinstance(errors[0], HomewardError), errors
+    assert errors[0].status == 409 and errors[0].code in loser_code

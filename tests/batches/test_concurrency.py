@@ -1,7 +1,6 @@
 """REL: concurrent conflicting actions leave exactly one winner and a clear 409 for the other,
 never a 500 or a half-written change. Real commits on a database of their own (both backends)."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 from app.audit.service import verify_chain
@@ -10,33 +9,9 @@ from app.batches import service as batches
 from app.biopsies import service as biopsies
 from app.biopsies.schemas import BiopsyCreate, BiopsyReceipt
 from app.db import session_factory_for, unit_of_work
-from app.errors import HomewardError
 from app.patients import service as patients
 from app.patients.schemas import PatientCreate
-from tests.helpers import make_user
-
-
-def _race(factory, action, contenders: int = 2) -> list[object]:
-    """Run `action(session)` in parallel transactions; return each result or HomewardError."""
-    outcomes: list[object] = []
-    start = threading.Barrier(contenders)
-
-    def run() -> None:
-        start.wait()
-        try:
-            with unit_of_work(factory) as session:
-                outcomes.append(action(session))
-        except HomewardError as exc:
-            outcomes.append(exc)
-        except BaseException as exc:  # an unexpected error is a failure of the test
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(contenders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
+from tests.helpers import make_user, one_winner, race
 
 
 def _setup(factory, settings, *, received: bool):
@@ -71,22 +46,15 @@ def _setup(factory, settings, *, received: bool):
         return tech, biopsy.id, receipt
 
 
-def _one_winner(outcomes: list[object], loser_code: set[str]) -> None:
-    errors = [o for o in outcomes if isinstance(o, BaseException)]
-    assert len(outcomes) - len(errors) == 1, outcomes
-    assert len(errors) == 1 and isinstance(errors[0], HomewardError), errors
-    assert errors[0].status == 409 and errors[0].code in loser_code
-
-
 def test_rel_two_simultaneous_batch_registrations_from_one_biopsy_leave_one_batch(
     committed_engine, settings
 ):
     factory = session_factory_for(committed_engine)
     tech, biopsy_id, _ = _setup(factory, settings, received=True)
-    outcomes = _race(
+    outcomes = race(
         factory, lambda s: batches.register(s, settings, actor=tech, biopsy_id=biopsy_id)
     )
-    _one_winner(outcomes, {"already_registered"})
+    one_winner(outcomes, {"already_registered"})
     with factory() as session:
         assert len(batches.find(session)) == 1
         assert verify_chain(session).ok
@@ -95,9 +63,9 @@ def test_rel_two_simultaneous_batch_registrations_from_one_biopsy_leave_one_batc
 def test_rel_two_simultaneous_receipts_of_one_biopsy_leave_one_receipt(committed_engine, settings):
     factory = session_factory_for(committed_engine)
     tech, biopsy_id, receipt = _setup(factory, settings, received=False)
-    outcomes = _race(
+    outcomes = race(
         factory, lambda s: biopsies.receive(s, actor=tech, biopsy_id=biopsy_id, data=receipt)
     )
-    _one_winner(outcomes, {"invalid_state"})
+    one_winner(outcomes, {"invalid_state"})
     with factory() as session:
         assert verify_chain(session).ok
