@@ -79,3 +79,20 @@ def test_admin_sees_no_patient_data_on_pages(api):
     page = api.client.get("/")
     assert page.status_code == 200 and "COI" not in page.text
     assert api.client.get("/scan").status_code == 403
+
+
+def test_coi7_batch_record_page_shows_steps_lineage_custody_and_culture(api):
+    """The electronic batch record QA reads before release: steps with who/when/measurements,
+    the vessel tree, custody and the culture clocks."""
+    batch, flasks = api.expanded_batch()
+    moved = api.post(
+        Role.TECHNICIAN,
+        f"/vessels/{flasks[0]}/custody",
+        {"event": "moved", "location": "Incubator 3", "temperature_c": 37.0},
+    )
+    assert moved.status_code == 201
+    _page_login(api, Role.QA)
+    page = api.client.get(f"/batches/{batch['id']}")
+    assert page.status_code == 200
+    for expected in ("isolation", "passage", flasks[0], flasks[1], "Incubator 3", "passage 1"):
+        assert expected in page.text

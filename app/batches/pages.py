@@ -7,7 +7,8 @@ from fastapi.responses import HTMLResponse
 
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.batches import service
+from app.batches import record, service
+from app.config import SettingsDep
 from app.db import SessionDep
 from app.types import Id
 from app.web import page_require, render
@@ -19,8 +20,9 @@ Reader = Annotated[Principal, Depends(page_require(Permission.BATCH_READ))]
 
 @router.get("/batches/{batch_id}", response_class=HTMLResponse)
 def batch_record(
-    request: Request, batch_id: Id, session: SessionDep, principal: Reader
+    request: Request, batch_id: Id, session: SessionDep, settings: SettingsDep, principal: Reader
 ) -> HTMLResponse:
+    """The electronic batch record as a page: what QA reads before release."""
     context = service.get(session, batch_id)
     timeline = (
         service.trail(session, context)
@@ -31,7 +33,7 @@ def batch_record(
         request,
         "batches/record.html",
         principal=principal,
-        batch=service.detail(session, context),
+        record=record.batch_record(session, settings, batch_id),
         patient=context.patient,
         timeline=timeline,
     )
