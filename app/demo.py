@@ -15,9 +15,21 @@ from app.biopsies.schemas import BiopsyCreate, BiopsyReceipt
 from app.clock import utcnow
 from app.config import Settings
 from app.db import SessionFactory, unit_of_work
+from app.materials import service as materials
+from app.materials.schemas import (
+    EquipmentCreate,
+    EquipmentKind,
+    LotCreate,
+    MaterialCategory,
+    MaterialCreate,
+)
 from app.patients import service as patients
 from app.patients.models import Patient
 from app.patients.schemas import PatientCreate, Sex
+from app.steps import service as steps
+from app.steps.schemas import OutputSpec, StepCreate
+from app.storage import service as storage
+from app.storage.schemas import LocationCreate, LocationKind
 
 
 @dataclass(frozen=True)
@@ -44,7 +56,76 @@ DEMO_PATIENTS = (
     ("MRN-100002", "Bianchi", "Giulia", date(1987, 11, 2), Sex.FEMALE, "received"),
     ("MRN-100003", "Ferrari", "Luca", date(2003, 6, 30), Sex.MALE, "batch"),
     ("MRN-100004", "Romano", "Sofia", date(1979, 1, 8), Sex.FEMALE, "batch"),
+    ("MRN-100005", "Colombo", "Paolo", date(1995, 9, 21), Sex.MALE, "expansion"),
+    ("MRN-100006", "Ricci", "Elena", date(1984, 4, 3), Sex.FEMALE, "quarantine"),
 )
+
+DEMO_MATERIALS = (
+    ("MED-DMEM", "DMEM high glucose medium", MaterialCategory.MEDIUM, "DM2611", "Gibco"),
+    (
+        "HPL-01",
+        "Human platelet lysate",
+        MaterialCategory.PLATELET_LYSATE,
+        "PL2609",
+        "PL BioScience",
+    ),
+    ("ENZ-TRYPLE", "TrypLE Select enzyme", MaterialCategory.ENZYME, "TL2602", "Gibco"),
+)
+DEMO_EQUIPMENT = (
+    ("INC-01", "CO2 incubator 1", EquipmentKind.INCUBATOR),
+    ("BSC-01", "Biosafety cabinet 1", EquipmentKind.BIOSAFETY_CABINET),
+    ("LN2-01", "Liquid nitrogen freezer 1", EquipmentKind.FREEZER),
+)
+# (code, name, kind, parent code)
+DEMO_LOCATIONS = (
+    ("SITE", "Cell lab", LocationKind.SITE, None),
+    ("R-101", "Clean room 101", LocationKind.ROOM, "SITE"),
+    ("LN2-01", "LN2 freezer 1", LocationKind.FREEZER, "R-101"),
+    ("LN2-01-R1", "Rack 1", LocationKind.RACK, "LN2-01"),
+    ("LN2-01-R1-B1", "Box 1", LocationKind.BOX, "LN2-01-R1"),
+    *(
+        (f"LN2-01-R1-B1-A{n}", f"Position A{n}", LocationKind.POSITION, "LN2-01-R1-B1")
+        for n in range(1, 10)
+    ),
+)
+
+
+def _catalogue(session: Session, admin: User) -> None:
+    """Materials, lots, equipment and storage locations, each created once."""
+    known = {m.code for m in materials.list_materials(session)}
+    for code, name, category, lot_number, supplier in DEMO_MATERIALS:
+        if code in known:
+            continue
+        material = materials.create_material(
+            session, actor=admin, data=MaterialCreate(code=code, name=name, category=category)
+        )
+        materials.create_lot(
+            session,
+            actor=admin,
+            data=LotCreate(
+                material_id=material.id or 0,
+                lot_number=lot_number,
+                supplier=supplier,
+                expires_at=utcnow() + timedelta(days=365),
+            ),
+        )
+    known = {e.code for e in materials.list_equipment(session)}
+    for code, name, kind in DEMO_EQUIPMENT:
+        if code not in known:
+            materials.create_equipment(
+                session, actor=admin, data=EquipmentCreate(code=code, name=name, kind=kind)
+            )
+    ids = {location.code: location.id for location, _ in storage.list_locations(session)}
+    for code, name, kind, parent in DEMO_LOCATIONS:
+        if code not in ids:
+            location = storage.create_location(
+                session,
+                actor=admin,
+                data=LocationCreate(
+                    code=code, name=name, kind=kind, parent_id=ids[parent] if parent else None
+                ),
+            )
+            ids[code] = location.id
 
 
 def _user(session: Session, username: str) -> User:
@@ -67,6 +148,8 @@ def seed(factory: SessionFactory, settings: Settings) -> list[DemoUser]:
                     password=demo.password,
                     roles=list(demo.roles),
                 )
+    with unit_of_work(factory) as session:
+        _catalogue(session, _user(session, "admin"))
     for mrn, family, given, born, sex, stage in DEMO_PATIENTS:
         with unit_of_work(factory) as session:
             exists = select(Patient.id).where(Patient.mrn == mrn, col(Patient.voided_at).is_(None))
@@ -112,10 +195,55 @@ def _patient_at_stage(
         actor=tech,
         biopsy_id=biopsy.id or 0,
         data=BiopsyReceipt(
-            scanned_code=tube.code, received_at=now - timedelta(hours=2), temperature_c=4.0,
+            scanned_code=tube.code,
+            received_at=now - timedelta(hours=2),
+            temperature_c=4.0,
             accepted=True,
         ),
-    )  # fmt: skip
+    )
     if stage == "received":
         return
-    batches.register(session, settings, actor=tech, biopsy_id=biopsy.id or 0)
+    context = batches.register(session, settings, actor=tech, biopsy_id=biopsy.id or 0)
+    if stage == "batch":
+        return
+    lot_ids = [lot.id or 0 for lot, _ in materials.list_lots(session)]
+    equipment = [e.id or 0 for e in materials.list_equipment(session)][:2]
+
+    def step(kind: str, inputs: list[str], outputs: list[OutputSpec], **extra) -> list[str]:
+        data = StepCreate(
+            kind=kind,
+            inputs=inputs,
+            outputs=outputs,
+            materials=lot_ids,
+            equipment=equipment,
+            **extra,
+        )
+        done = steps.record(
+            session, settings, actor=tech, batch_id=context.batch.id or 0, data=data
+        )
+        return [vessel.code for vessel in done.outputs]
+
+    flasks = step(
+        "isolation",
+        [tube.code],
+        [OutputSpec(kind="flask", seeded_cells=200_000)] * 2,
+        measurements={"method": "enzymatic"},
+    )
+    flasks = step(
+        "passage",
+        flasks,
+        [OutputSpec(kind="flask", seeded_cells=1_000_000)] * 3,
+        measurements={"viable_cells": 3_200_000, "viability_pct": 94.5},
+    )
+    if stage == "expansion":
+        return
+    (harvest,) = step(
+        "harvest",
+        flasks,
+        [OutputSpec(kind="tube")],
+        measurements={"total_cells": 480e6, "viable_cells": 455e6},
+    )
+    dose = OutputSpec(
+        kind="bag", cell_count=150_000_000, volume_ml=50.0, expires_at=now + timedelta(days=3)
+    )
+    step("formulation", [harvest], [dose, dose, dose])
