@@ -14,9 +14,13 @@ from app.audit.models import AuditEvent
 from app.auth import service as auth
 from app.auth.models import User
 from app.auth.permissions import Role
+from app.biopsies import service as biopsies
+from app.biopsies.schemas import BiopsyCreate, BiopsyReceipt
 from app.config import Settings
 from app.db import SessionFactory, unit_of_work
 from app.errors import HomewardError
+from app.patients import service as patients
+from app.patients.schemas import PatientCreate
 
 PASSWORD = "correct-horse-battery"
 _counter = itertools.count(1)
@@ -201,3 +205,41 @@ def one_winner(outcomes: list[object], loser_code: set[str]) -> None:
     assert len(outcomes) - len(errors) == 1, outcomes
     assert len(errors) == 1 and isinstance(errors[0], HomewardError), errors
     assert errors[0].status == 409 and errors[0].code in loser_code
+
+
+def committed_biopsy(factory: SessionFactory, settings: Settings, *, received: bool):
+    """A patient and biopsy committed for real (for concurrency tests): (technician, biopsy id,
+    receipt), the biopsy received when `received`."""
+    with unit_of_work(factory) as session:
+        clinician = make_user(session, settings, roles=[Role.CLINICIAN])
+        tech = make_user(session, settings, roles=[Role.TECHNICIAN])
+        patient = patients.register(
+            session,
+            settings,
+            actor=clinician,
+            data=PatientCreate(
+                mrn=unique("RACE-"),
+                family_name="R",
+                given_name="C",
+                birth_date="1980-01-01",
+                sex="male",
+            ),
+        )
+        now = datetime.now(UTC)
+        biopsy, tube = biopsies.register(
+            session,
+            settings,
+            actor=clinician,
+            data=BiopsyCreate(
+                patient_id=patient.id, collected_at=now - timedelta(hours=2), site="x", mass_mg=5
+            ),
+        )
+        receipt = BiopsyReceipt(
+            scanned_code=tube.code,
+            received_at=now - timedelta(hours=1),
+            temperature_c=4,
+            accepted=True,
+        )
+        if received:
+            biopsies.receive(session, actor=tech, biopsy_id=biopsy.id, data=receipt)
+        return tech, biopsy.id, receipt
