@@ -95,7 +95,7 @@ def culture_clock(
         json.loads(measurements).get("population_doublings", 0.0)
         for kind, _, measurements in culture_steps
         if kind == StepKind.PASSAGE
-    )
+    )  # only the server writes this figure (steps.schemas.SERVER_COMPUTED)
     return CultureClock(
         settings=settings,
         batch_number=context.batch.batch_number,

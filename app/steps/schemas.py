@@ -1,13 +1,15 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.steps.rules import StepKind
 from app.types import CodeInput, FiniteFloat, Id, LongText, ShortText, Timestamp
 from app.vessels.schemas import VesselPublic
 from app.vessels.states import VesselKind
 
+# Figures the server derives from what was entered; a client may not supply them.
+SERVER_COMPUTED = frozenset({"population_doublings"})
 CellCount = Annotated[int, Field(ge=0, le=10**13)]
 MeasurementKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 MeasurementValue = FiniteFloat | int | bool | ShortText
@@ -54,6 +56,22 @@ class StepCreate(BaseModel):
     performed_at: Timestamp | None = None
     reason: LongText | None = None
     note: LongText | None = None
+
+    @field_validator("measurements")
+    @classmethod
+    def _no_derived_figures(cls, value: dict[str, Any]) -> dict[str, Any]:
+        owned = sorted(SERVER_COMPUTED & set(value))
+        if owned:
+            raise ValueError(f"{', '.join(owned)} is computed by the server, not entered")
+        return value
+
+    @field_validator("materials")
+    @classmethod
+    def _each_lot_once(cls, value: list[MaterialUse | int]) -> list[MaterialUse | int]:
+        ids = [use.lot_id if isinstance(use, MaterialUse) else use for use in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("the same lot is listed twice")
+        return value
 
 
 class StepPublic(BaseModel):

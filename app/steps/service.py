@@ -17,6 +17,7 @@ from app.auth.models import User
 from app.batches import service as batches
 from app.batches.service import BatchContext
 from app.batches.states import BATCH_LIFECYCLE, BatchStatus
+from app.biopsies.models import Biopsy
 from app.clock import utcnow
 from app.config import Settings
 from app.errors import IdentityMismatch, InvalidRequest, InvalidState, NotFound
@@ -95,8 +96,11 @@ def _check_identity(
     strangers = [v for v in inputs if v.batch_id != context.batch.id]
     if not strangers:
         return
-    other_patient = any(v.biopsy_id != context.batch.biopsy_id for v in strangers)
-    whose = "another patient's batch" if other_patient else "another batch"
+    owners = session.execute(
+        select(Biopsy.patient_id).where(col(Biopsy.id).in_({v.biopsy_id for v in strangers}))
+    ).scalars()
+    other_patient = any(owner != context.patient.id for owner in owners)
+    whose = "another patient's batch" if other_patient else "another batch of the same patient"
     codes = ", ".join(v.code for v in strangers)
     raise IdentityMismatch(
         f"Refused: {codes} belong(s) to {whose}, not to batch {context.batch.batch_number}. "
