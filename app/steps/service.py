@@ -33,9 +33,10 @@ from app.storage import service as storage
 from app.vessels import service as vessels
 from app.vessels.models import Vessel
 from app.vessels.service import DoseFacts
-from app.vessels.states import VESSEL_LIFECYCLE, VesselKind
+from app.vessels.states import VESSEL_LIFECYCLE, VesselKind, VesselStatus
 
 CLOCK_SKEW = timedelta(minutes=10)
+GONE = frozenset({VesselStatus.CONSUMED, VesselStatus.DISCARDED})
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,9 @@ def record(
                 label=f"Vessel {vessel.code}",
                 extra={"step_id": step.id},
             )
+            if rule.inputs_become in GONE:
+                vessel.position_id = None  # a vessel that no longer exists frees its position
+                session.add(vessel)
     outputs = [
         _make_output(session, actor, context, rule, step, spec, inputs, passage)
         for spec in data.outputs

@@ -22,21 +22,14 @@ Tracer = Annotated[Principal, Depends(require(Permission.BATCH_READ))]
 
 @router.get("/locations", response_model=list[LocationPublic])
 def list_locations(session: SessionDep, _: Reader) -> list[LocationPublic]:
-    rows = service.list_locations(session)
-    paths = service.paths([location for location, _ in rows])
-    return [
-        LocationPublic.model_validate(location, from_attributes=True).model_copy(
-            update={"path": paths[location.id or 0], "occupied_by": code}
-        )
-        for location, code in rows
-    ]
+    return service.locations_public(session)
 
 
 @router.post("/locations", response_model=LocationPublic, status_code=201)
 def create_location(body: LocationCreate, session: SessionDep, p: Manager) -> LocationPublic:
     location = service.create_location(session, actor=p.user, data=body)
-    path = service.paths([location])[location.id or 0]
-    return LocationPublic(**body.model_dump(), id=location.id or 0, path=path)
+    (created,) = [view for view in service.locations_public(session) if view.id == location.id]
+    return created
 
 
 @router.post("/vessels/{code}/custody", response_model=CustodyPublic, status_code=201)

@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -14,7 +14,14 @@ from app.auth.service import Principal
 from app.batches.states import BatchStatus
 from app.clock import utcnow
 from app.db import add_unique
-from app.errors import DuplicateCode, InvalidRequest, NotFound, NotReleased, PositionTaken
+from app.errors import (
+    DuplicateCode,
+    InvalidRequest,
+    InvalidState,
+    NotFound,
+    NotReleased,
+    PositionTaken,
+)
 from app.identity.codes import parse_vessel_code
 from app.lifecycle import transition
 from app.storage.models import CustodyEvent, Location
@@ -24,6 +31,7 @@ from app.storage.schemas import (
     CustodyPublic,
     LocationCreate,
     LocationKind,
+    LocationPublic,
 )
 from app.vessels.models import Vessel
 from app.vessels.repository import identity_by_code
@@ -43,6 +51,7 @@ DISPATCHABLE_BATCH = frozenset(
     {BatchStatus.RELEASED, BatchStatus.CONDITIONALLY_RELEASED, BatchStatus.ISSUED}
 )
 CLOCK_SKEW = timedelta(minutes=10)
+GONE = frozenset({VesselStatus.CONSUMED, VesselStatus.DISCARDED, VesselStatus.INFUSED})
 
 
 def create_location(session: Session, *, actor: User, data: LocationCreate) -> Location:
@@ -75,6 +84,24 @@ def list_locations(session: Session) -> list[tuple[Location, str | None]]:
     return [(location, code) for location, code in rows]
 
 
+def locations_public(session: Session) -> list[LocationPublic]:
+    """Every location with its full path and the vessel occupying it (one query)."""
+    rows = list_locations(session)
+    full_paths = paths([location for location, _ in rows])
+    return [
+        LocationPublic(
+            id=location.id or 0,
+            code=location.code,
+            name=location.name,
+            kind=LocationKind(location.kind),
+            parent_id=location.parent_id,
+            path=full_paths[location.id or 0],
+            occupied_by=code,
+        )
+        for location, code in rows
+    ]
+
+
 def paths(locations: list[Location]) -> dict[int, str]:
     """`site > room > freezer > ...` for each location, from one list (no query per level)."""
     by_id = {location.id: location for location in locations}
@@ -93,7 +120,10 @@ def place(session: Session, vessel: Vessel, where: str) -> None:
     """Put `vessel` at `where`: a storage position code (one vessel per position, enforced by the
     database) or a free-text place name."""
     position = session.execute(
-        select(Location).where(Location.code == where, Location.kind == LocationKind.POSITION)
+        # Case-insensitive, so a typed "box1-a1" cannot dodge the one-vessel rule of "BOX1-A1".
+        select(Location).where(
+            func.upper(Location.code) == where.upper(), Location.kind == LocationKind.POSITION
+        )
     ).scalar_one_or_none()
     vessel.location = where
     vessel.position_id = position.id if position is not None else None
@@ -116,6 +146,8 @@ def record_custody(
     if found is None:
         raise NotFound(f"No vessel has code {parsed}.")
     vessel = found.vessel
+    if vessel.status in GONE:
+        raise InvalidState(f"Vessel {parsed} is {vessel.status}; it no longer moves.")
     now = utcnow()
     occurred_at = data.occurred_at or now
     if occurred_at > now + CLOCK_SKEW:
