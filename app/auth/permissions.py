@@ -26,7 +26,7 @@ class Permission(StrEnum):
     BATCH_READ = "batch.read"
     SCAN = "scan"
     STEP_RECORD = "step.record"
-    BATCH_DESTROY = "batch.destroy"
+    BATCH_DESTROY = "batch.destroy"  # also hold and lift a hold: QA dispositions
     CATALOGUE_READ = "catalogue.read"
     CATALOGUE_MANAGE = "catalogue.manage"
     CUSTODY_RECORD = "custody.record"  # the route; the event decides which of the three below

@@ -63,6 +63,25 @@ def destroy_batch(
     return service.detail(session, context)
 
 
+@router.post("/batches/{batch_id}/hold", response_model=BatchPublic)
+def hold_batch(
+    batch_id: Id, body: VoidRequest, session: SessionDep, principal: Destroyer
+) -> BatchPublic:
+    """QA puts a batch on hold (DESIGN §4); deviations (issue 4) use the same service."""
+    context = service.hold(session, actor=principal.user, batch_id=batch_id, reason=body.reason)
+    return service.detail(session, context)
+
+
+@router.post("/batches/{batch_id}/lift-hold", response_model=BatchPublic)
+def lift_hold(
+    batch_id: Id, body: VoidRequest, session: SessionDep, principal: Destroyer
+) -> BatchPublic:
+    context = service.lift_hold(
+        session, actor=principal.user, batch_id=batch_id, reason=body.reason
+    )
+    return service.detail(session, context)
+
+
 @router.get("/batches/{batch_id}/lineage")
 def batch_lineage(batch_id: Id, session: SessionDep, _: Reader) -> dict[str, Any]:
     """The vessel tree with the step that made each vessel (COI-7)."""

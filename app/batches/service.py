@@ -142,20 +142,49 @@ def register(session: Session, settings: Settings, *, actor: User, biopsy_id: in
     return BatchContext(batch=batch, biopsy=biopsy, patient=patient)
 
 
-def destroy(session: Session, *, actor: User, batch_id: int, reason: str) -> BatchContext:
-    """QA destroys a batch, with a reason; any state may be destroyed, none comes back."""
-    context = get(session, batch_id, lock=True)
+def _move(
+    session: Session, context: BatchContext, target: BatchStatus, *, actor: User, reason: str
+) -> BatchContext:
     transition(
         session,
         BATCH_LIFECYCLE,
         context.batch,
-        BatchStatus.DESTROYED,
+        target,
         actor=actor,
         coi=context.patient.coi,
         label=f"Batch {context.batch.batch_number}",
         reason=reason,
     )
     return context
+
+
+def destroy(session: Session, *, actor: User, batch_id: int, reason: str) -> BatchContext:
+    """QA destroys a batch, with a reason; any state may be destroyed, none comes back."""
+    context = get(session, batch_id, lock=True)
+    return _move(session, context, BatchStatus.DESTROYED, actor=actor, reason=reason)
+
+
+def hold(session: Session, *, actor: User, batch_id: int, reason: str) -> BatchContext:
+    """Put a batch on hold (an open deviation): no step but discard, no release, no dispatch."""
+    context = get(session, batch_id, lock=True)
+    held_from = context.batch.status
+    _move(session, context, BatchStatus.ON_HOLD, actor=actor, reason=reason)
+    context.batch.held_from = held_from
+    session.add(context.batch)
+    session.flush()
+    return context
+
+
+def lift_hold(session: Session, *, actor: User, batch_id: int, reason: str) -> BatchContext:
+    """Return a held batch to the state it was held from."""
+    context = get(session, batch_id, lock=True)
+    if context.batch.status != BatchStatus.ON_HOLD or context.batch.held_from is None:
+        raise InvalidState(
+            f"Batch {context.batch.batch_number} is {context.batch.status}, not on hold."
+        )
+    target = BatchStatus(context.batch.held_from)
+    context.batch.held_from = None
+    return _move(session, context, target, actor=actor, reason=reason)
 
 
 def trail(session: Session, context: BatchContext) -> list[AuditEvent]:

@@ -73,3 +73,30 @@ def test_batch_list_by_patient(api):
     api.batch()
     listed = api.get(Role.CLINICIAN, "/batches", params={"patient_id": patient["id"]}).json()
     assert [b["id"] for b in listed] == [mine["id"]]
+
+
+def test_qa_holds_a_batch_which_then_refuses_steps_and_returns_to_its_state(api):
+    """DESIGN §4: any non-final state -> on_hold and back; only QA, always with a reason."""
+    batch, flasks = api.expanded_batch()
+    path = f"/batches/{batch['id']}"
+    assert api.post(Role.TECHNICIAN, f"{path}/hold", {"reason": "OOS"}).status_code == 403
+    assert api.post(Role.QA, f"{path}/hold", {}).status_code == 422
+    held = api.post(Role.QA, f"{path}/hold", {"reason": "sterility deviation open"})
+    assert held.status_code == 200 and held.json()["status"] == "on_hold"
+    refused = api.step(batch["id"], "passage", [flasks[0]], ["flask"])
+    assert refused.status_code == 409 and "on_hold" in refused.json()["detail"]
+    lifted = api.post(Role.QA, f"{path}/lift-hold", {"reason": "deviation closed"})
+    assert lifted.status_code == 200 and lifted.json()["status"] == "expansion"
+    again = api.post(Role.QA, f"{path}/lift-hold", {"reason": "twice"})
+    assert again.status_code == 409 and again.json()["error"] == "invalid_state"
+    assert api.step(batch["id"], "passage", [flasks[0]], ["flask"]).status_code == 201
+
+
+def test_qa_destroys_a_batch_with_a_reason_and_it_stays_destroyed(api):
+    """DESIGN §4: any state -> destroyed, by QA with a reason; destroyed is final."""
+    batch = api.batch()
+    path = f"/batches/{batch['id']}"
+    assert api.post(Role.TECHNICIAN, f"{path}/destroy", {"reason": "x"}).status_code == 403
+    done = api.post(Role.QA, f"{path}/destroy", {"reason": "patient withdrew consent"})
+    assert done.status_code == 200 and done.json()["status"] == "destroyed"
+    assert api.post(Role.QA, f"{path}/hold", {"reason": "late"}).status_code == 409
