@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     culture_days_hard: int = Field(default=70, ge=0)
     culture_doublings_soft: float = Field(default=30.0, ge=0)
     culture_doublings_hard: float = Field(default=40.0, ge=0)
+    # Viable cells per dose accepted by the default specification (QC-1); a starting point for
+    # the lab's own validated range, not clinical advice.
+    dose_cells_min: float = Field(default=1e7, gt=0)
+    dose_cells_max: float = Field(default=5e8, gt=0)
 
     @field_validator("display_timezone")
     @classmethod

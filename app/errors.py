@@ -86,6 +86,20 @@ class CultureLimit(Conflict):
     code = "culture_limit"
 
 
+class ResultExists(Conflict):
+    code = "result_exists"
+
+
+class GateNotMet(Conflict):
+    """A release decision whose conditions (REL-1, REL-2) do not hold."""
+
+    code = "gate_not_met"
+
+
+class UnknownTest(HomewardError):
+    code, status = "unknown_test", 422
+
+
 class NotReleased(HomewardError):
     code, status = "not_released", 409
 

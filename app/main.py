@@ -21,11 +21,15 @@ from app.batches.pages import router as batch_pages
 from app.biopsies.api import router as biopsies_router
 from app.config import Settings, get_settings
 from app.db import SessionFactory, make_engine, session_factory_for
+from app.deviations.api import router as deviations_router
 from app.errors import HomewardError, InvalidRequest
 from app.materials.api import router as catalogue_router
 from app.patients.api import router as patients_router
+from app.qc.api import router as qc_router
+from app.release.api import router as release_router
 from app.scan.api import router as scan_router
 from app.scan.pages import router as scan_pages
+from app.specifications.api import router as specifications_router
 from app.steps.api import router as steps_router
 from app.storage.api import router as storage_router
 from app.web import page_error
@@ -42,6 +46,10 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     steps_router,
     catalogue_router,
     storage_router,
+    specifications_router,
+    qc_router,
+    deviations_router,
+    release_router,
     audit_router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (home_page, auth_pages, scan_pages, batch_pages)

@@ -2,12 +2,17 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import AuthToken, User, UserRole
-from app.batches.models import Batch
+from app.batches.models import Batch, BatchAlert
 from app.biopsies.models import Biopsy
 from app.db import metadata
+from app.deviations.models import Deviation
 from app.identity.sequences import SequenceCounter
 from app.materials.models import Equipment, Material, MaterialLot
 from app.patients.models import Patient
+from app.qc.models import QcResult
+from app.release.models import PhysicianAcceptance, ReleaseDecision
+from app.signatures.models import Signature
+from app.specifications.models import Specification, SpecificationTest
 from app.steps.models import Step, StepEquipment, StepInput, StepMaterial
 from app.storage.models import CustodyEvent, Location
 from app.vessels.models import Vessel
@@ -16,14 +21,22 @@ __all__ = [
     "AuditEvent",
     "AuthToken",
     "Batch",
+    "BatchAlert",
     "Biopsy",
     "CustodyEvent",
+    "Deviation",
     "Equipment",
     "Location",
     "Material",
     "MaterialLot",
     "Patient",
+    "PhysicianAcceptance",
+    "QcResult",
+    "ReleaseDecision",
     "SequenceCounter",
+    "Signature",
+    "Specification",
+    "SpecificationTest",
     "Step",
     "StepEquipment",
     "StepInput",

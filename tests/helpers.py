@@ -170,11 +170,74 @@ class Api:
         assert passage.status_code == 201, passage.text
         return batch, [o["code"] for o in passage.json()["outputs"]]
 
+    def formulated(
+        self, patient_id: int | None = None, doses: int = 2
+    ) -> tuple[dict[str, Any], list[str]]:
+        """A batch harvested and formulated into dose bags, hence in quarantine: (batch, doses)."""
+        batch, flasks = self.expanded_batch(patient_id)
+        harvest = self.step(batch["id"], "harvest", flasks, ["tube"])
+        assert harvest.status_code == 201, harvest.text
+        tube = harvest.json()["outputs"][0]["code"]
+        formulation = self.step(
+            batch["id"], "formulation", [tube], [self.dose() for _ in range(doses)]
+        )
+        assert formulation.status_code == 201, formulation.text
+        return batch, [o["code"] for o in formulation.json()["outputs"]]
+
+    def qc(self, batch_id: int) -> dict[str, Any]:
+        response = self.get(Role.TECHNICIAN, f"/batches/{batch_id}/qc")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def result(self, batch_id: int, test: str, value: Any, **extra: Any) -> Response:
+        body = {"test": test, "value": value} | extra
+        return self.post(Role.TECHNICIAN, f"/batches/{batch_id}/qc-results", body)
+
+    def pass_qc(self, batch_id: int, *, skip: tuple[str, ...] = ()) -> None:
+        """Enter a passing result for every test of the batch's specification but `skip`."""
+        for row in self.qc(batch_id)["tests"]:
+            if row["test"] not in skip and row["outcome"] == "pending":
+                response = self.result(batch_id, row["test"], passing_value(row))
+                assert response.status_code == 201, response.text
+                assert response.json()["outcome"] == "pass", response.text
+
+    def decide(self, batch_id: int, decision: str = "release", **extra: Any) -> Response:
+        body = {"decision": decision, "password": PASSWORD, "comment": "QA decision"} | extra
+        return self.post(Role.QA, f"/batches/{batch_id}/release", body)
+
+    def released(
+        self, decision: str = "release", *, doses: int = 2, pending: tuple[str, ...] = ()
+    ) -> tuple[dict[str, Any], list[str]]:
+        """A batch formulated, tested (but `pending`) and released by QA: (batch, dose codes)."""
+        batch, codes = self.formulated(doses=doses)
+        self.pass_qc(batch["id"], skip=pending)
+        response = self.decide(batch["id"], decision, pending_tests=list(pending))
+        assert response.status_code == 200, response.text
+        return batch, codes
+
     def batch(self, patient_id: int | None = None) -> dict[str, Any]:
         biopsy = self.received_biopsy(patient_id)
         response = self.post(Role.TECHNICIAN, "/batches", {"biopsy_id": biopsy["id"]})
         assert response.status_code == 201, response.text
         return response.json() | {"tube_code": biopsy["tube_code"]}
+
+
+def passing_value(row: dict[str, Any]) -> Any:
+    """A value inside a test's limits (from GET /batches/{id}/qc), or its expected answer."""
+    if row["expected"] is not None:
+        return row["expected"]
+    low, high = row["min"], row["max"]
+    if low is not None and high is not None:
+        return (low + high) / 2
+    return low + 1 if low is not None else high / 2
+
+
+def failing_value(row: dict[str, Any]) -> Any:
+    """A value outside a test's limits, or an answer that fails."""
+    if row["expected"] is not None:
+        failing = [answer for answer, passes in (row.get("answers") or {}).items() if not passes]
+        return failing[0] if failing else f"not {row['expected']}"
+    return row["max"] * 2 if row["max"] is not None else row["min"] / 2
 
 
 def race(factory: SessionFactory, action, contenders: int = 2) -> list[object]:

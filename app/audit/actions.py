@@ -15,6 +15,10 @@ class EntityType(StrEnum):
     MATERIAL_LOT = "material_lot"
     EQUIPMENT = "equipment"
     LOCATION = "location"
+    QC_RESULT = "qc_result"
+    DEVIATION = "deviation"
+    RELEASE = "release"
+    SIGNATURE = "signature"
 
 
 class AuditAction(StrEnum):
@@ -50,3 +54,16 @@ class AuditAction(StrEnum):
     SCAN_IDENTITY_MISMATCH = "scan.identity_mismatch"
     SCAN_INVALID_CODE = "scan.invalid_code"
     SCAN_UNKNOWN_CODE = "scan.unknown_code"
+    SPECIFICATION_CREATED = "specification.created"
+    SPECIFICATION_PINNED = "batch.specification_pinned"
+    QC_RESULT_ENTERED = "qc_result.entered"
+    QC_RESULT_CORRECTED = "qc_result.corrected"
+    QC_SAMPLE_MISMATCH = "qc_result.identity_mismatch"
+    SIGNATURE_APPLIED = "signature.applied"
+    SIGNATURE_FAILED = "signature.failed"
+    DEVIATION_OPENED = "deviation.opened"
+    DEVIATION_UPDATED = "deviation.updated"
+    DEVIATION_STATUS_CHANGED = "deviation.status_changed"
+    BATCH_ALERT_RAISED = "batch.alert_raised"
+    RELEASE_DECIDED = "release.decided"
+    PHYSICIAN_ACCEPTANCE_RECORDED = "batch.physician_acceptance"

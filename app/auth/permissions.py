@@ -33,6 +33,15 @@ class Permission(StrEnum):
     CUSTODY_MOVE = "custody.move"
     CUSTODY_DISPATCH = "custody.dispatch"
     CUSTODY_RECEIVE = "custody.receive"
+    SPECIFICATION_MANAGE = "specification.manage"  # new versions, e-signed by QA (QC-1)
+    QC_ENTER = "qc.enter"
+    QC_REVIEW = "qc.review"  # the second-person check of a result (Annex 11 §6)
+    DEVIATION_OPEN = "deviation.open"
+    DEVIATION_INVESTIGATE = "deviation.investigate"
+    DEVIATION_CLOSE = "deviation.close"
+    BATCH_RELEASE = "batch.release"
+    CERTIFICATE_READ = "certificate.read"
+    PHYSICIAN_ACCEPTANCE = "physician_acceptance.record"
     AUDIT_READ = "audit.read"  # the trail of records of no patient (users, logins)
     PATIENT_AUDIT_READ = "audit.read_patient"  # patients' trails, which hold personal data
 
@@ -49,6 +58,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.CUSTODY_RECORD,
         Permission.CUSTODY_MOVE,
         Permission.CUSTODY_DISPATCH,
+        Permission.QC_ENTER,
+        Permission.QC_REVIEW,
+        Permission.DEVIATION_OPEN,
+        Permission.DEVIATION_INVESTIGATE,
     },
     Role.QA: _LAB_READ
     | {
@@ -58,6 +71,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.BIOPSY_VOID,
         Permission.BATCH_DESTROY,
         Permission.CATALOGUE_READ,
+        Permission.SPECIFICATION_MANAGE,
+        Permission.QC_REVIEW,
+        Permission.DEVIATION_OPEN,
+        Permission.DEVIATION_INVESTIGATE,
+        Permission.DEVIATION_CLOSE,
+        Permission.BATCH_RELEASE,
+        Permission.CERTIFICATE_READ,
     },
     Role.CLINICIAN: _LAB_READ
     | {
@@ -65,6 +85,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.BIOPSY_REGISTER,
         Permission.CUSTODY_RECORD,
         Permission.CUSTODY_RECEIVE,
+        Permission.DEVIATION_OPEN,
+        Permission.CERTIFICATE_READ,
+        Permission.PHYSICIAN_ACCEPTANCE,
     },
     # Admin manages accounts and reads the audit trail; it grants no patient data by itself.
     Role.ADMIN: frozenset(

@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlmodel import Session, col
@@ -67,6 +68,15 @@ def roles_by_user(session: Session, user_ids: list[int]) -> dict[int, list[Role]
     for user_id, role in rows:
         result[user_id].append(Role(role))
     return {user_id: sorted(roles) for user_id, roles in result.items()}
+
+
+def usernames(session: Session, user_ids: "set[int | None] | list[int | None]") -> dict[int, str]:
+    """Username of each of `user_ids` (None ignored), in one query."""
+    wanted = {user_id for user_id in user_ids if user_id is not None}
+    if not wanted:
+        return {}
+    rows = session.execute(select(User.id, User.username).where(col(User.id).in_(wanted)))
+    return {user_id: username for user_id, username in rows}
 
 
 def get_user(session: Session, user_id: int) -> User:
@@ -179,7 +189,12 @@ def unlock(session: Session, *, actor: User, user: User) -> None:
 
 
 def record_failed_password(
-    session: Session, settings: Settings, *, user_id: int, action: AuditAction
+    session: Session,
+    settings: Settings,
+    *,
+    user_id: int,
+    action: AuditAction,
+    context: dict[str, Any] | None = None,
 ) -> None:
     """Count one wrong password against `user_id`, lock at the threshold, audit both (SIG-5).
 
@@ -200,7 +215,7 @@ def record_failed_password(
         action=action,
         entity_type=EntityType.USER,
         entity_id=user_id,
-        new={"failed_attempts": failures},
+        new={"failed_attempts": failures, **(context or {})},
     )
     if failures >= settings.lockout_threshold and not user.locked:
         user.locked = True

@@ -27,6 +27,16 @@ class BatchSummary(BaseModel):
     created_at: datetime
 
 
+class BatchAlertPublic(BaseModel):
+    id: int
+    kind: str
+    message: str
+    qc_result_id: int | None
+    raised_at: datetime
+
+
 class BatchPublic(BatchSummary):
     allowed_next: list[BatchStatus]
     vessels: list[VesselPublic]
+    specification_id: int | None = None
+    alerts: list[BatchAlertPublic] = []

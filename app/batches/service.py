@@ -9,8 +9,8 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
 from app.audit.models import AuditEvent
 from app.auth.models import User
-from app.batches.models import Batch
-from app.batches.schemas import BatchPublic, BatchSummary
+from app.batches.models import Batch, BatchAlert
+from app.batches.schemas import BatchAlertPublic, BatchPublic, BatchSummary
 from app.batches.states import BATCH_LIFECYCLE, BatchStatus
 from app.biopsies import service as biopsies
 from app.biopsies.models import Biopsy
@@ -23,6 +23,7 @@ from app.identity.codes import DIN
 from app.identity.sequences import next_value
 from app.lifecycle import transition
 from app.patients.models import Patient
+from app.specifications import service as specifications
 from app.vessels import service as vessels
 from app.vessels.repository import vessels_with_parent_codes
 
@@ -86,10 +87,13 @@ def find(
 def detail(session: Session, context: BatchContext) -> BatchPublic:
     """The batch with its vessels (a fixed number of queries however many vessels)."""
     rows = vessels_with_parent_codes(session, biopsy_id=context.biopsy.id or 0)
+    batch_id = context.batch.id or 0
     return BatchPublic(
         **summary(context).model_dump(),
         allowed_next=sorted(BATCH_LIFECYCLE.allowed(BatchStatus(context.batch.status))),
         vessels=[vessels.public(vessel, parent_code) for vessel, parent_code in rows],
+        specification_id=context.batch.specification_id,
+        alerts=alerts(session, [batch_id])[batch_id],
     )
 
 
@@ -115,6 +119,7 @@ def register(session: Session, settings: Settings, *, actor: User, biopsy_id: in
         biopsy_id=biopsy.id,
         status=BatchStatus.REGISTERED.value,
         created_by=actor.id,
+        specification_id=specifications.in_force(session, settings).id,
     )
     add_unique(session, batch, already)
     audit.record(
@@ -124,7 +129,12 @@ def register(session: Session, settings: Settings, *, actor: User, biopsy_id: in
         entity_type=EntityType.BATCH,
         entity_id=batch.id,
         coi=patient.coi,
-        new={"batch_number": batch.batch_number, "din": biopsy.din, "status": batch.status},
+        new={
+            "batch_number": batch.batch_number,
+            "din": biopsy.din,
+            "status": batch.status,
+            "specification_id": batch.specification_id,
+        },
     )
     tube.batch_id = batch.id
     session.add(tube)
@@ -185,6 +195,57 @@ def lift_hold(session: Session, *, actor: User, batch_id: int, reason: str) -> B
     target = BatchStatus(context.batch.held_from)
     context.batch.held_from = None
     return _move(session, context, target, actor=actor, reason=reason)
+
+
+def raise_alert(
+    session: Session,
+    *,
+    actor: User,
+    context: BatchContext,
+    kind: str,
+    message: str,
+    qc_result_id: int | None = None,
+) -> BatchAlert:
+    """An alert on the batch, shown on the batch and the clinic's board, and audited (REL-2)."""
+    assert context.batch.id is not None
+    alert = BatchAlert(
+        batch_id=context.batch.id, kind=kind, message=message, qc_result_id=qc_result_id
+    )
+    session.add(alert)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.BATCH_ALERT_RAISED,
+        entity_type=EntityType.BATCH,
+        entity_id=context.batch.id,
+        coi=context.patient.coi,
+        new={"alert_id": alert.id, "kind": kind, "message": message, "qc_result_id": qc_result_id},
+    )
+    return alert
+
+
+def alerts(session: Session, batch_ids: list[int]) -> dict[int, list[BatchAlertPublic]]:
+    """The alerts of many batches, oldest first, in one query."""
+    found: dict[int, list[BatchAlertPublic]] = {batch_id: [] for batch_id in batch_ids}
+    if not batch_ids:
+        return found
+    rows = session.execute(
+        select(BatchAlert)
+        .where(col(BatchAlert.batch_id).in_(batch_ids))
+        .order_by(col(BatchAlert.id))
+    ).scalars()
+    for alert in rows:
+        found[alert.batch_id].append(
+            BatchAlertPublic(
+                id=alert.id or 0,
+                kind=alert.kind,
+                message=alert.message,
+                qc_result_id=alert.qc_result_id,
+                raised_at=alert.raised_at,
+            )
+        )
+    return found
 
 
 def trail(session: Session, context: BatchContext) -> list[AuditEvent]:

@@ -1,0 +1,85 @@
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse, Response
+
+from app.auth.deps import require
+from app.auth.permissions import Permission
+from app.auth.service import Principal
+from app.batches import service as batches
+from app.config import SettingsDep
+from app.db import SessionDep
+from app.release import certificate, service
+from app.release.schemas import (
+    PhysicianAcceptanceCreate,
+    PhysicianAcceptancePublic,
+    ReleaseCreate,
+    ReleasePublic,
+)
+from app.types import Id
+
+router = APIRouter(tags=["release"])
+
+Reader = Annotated[Principal, Depends(require(Permission.BATCH_READ))]
+Releaser = Annotated[Principal, Depends(require(Permission.BATCH_RELEASE))]
+CertificateReader = Annotated[Principal, Depends(require(Permission.CERTIFICATE_READ))]
+Physician = Annotated[Principal, Depends(require(Permission.PHYSICIAN_ACCEPTANCE))]
+
+
+@router.post("/batches/{batch_id}/release", response_model=ReleasePublic)
+def decide(
+    batch_id: Id, body: ReleaseCreate, session: SessionDep, settings: SettingsDep, p: Releaser
+) -> ReleasePublic:
+    """QA releases, conditionally releases or rejects the batch, e-signed (REL-1..4)."""
+    decision = service.decide(session, settings, actor=p.user, batch_id=batch_id, data=body)
+    return service.decision_public(session, decision)
+
+
+@router.get("/batches/{batch_id}/releases", response_model=list[ReleasePublic])
+def decisions(batch_id: Id, session: SessionDep, _: Reader) -> list[ReleasePublic]:
+    """Every decision with its signature, and whether the records it covers still match."""
+    return service.decisions(session, batch_id)
+
+
+@router.get("/batches/{batch_id}/certificate", response_class=Response)
+def release_certificate(
+    batch_id: Id,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: CertificateReader,
+    format: Annotated[Literal["html", "pdf"], Query()] = "html",
+) -> Response:
+    """The release certificate (REL-5), as HTML or PDF."""
+    found = certificate.build(session, settings, batch_id)
+    if format == "pdf":
+        name = f"certificate-{found.facts['Batch']}.pdf"
+        return Response(
+            certificate.pdf(found),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{name}"'},
+        )
+    return HTMLResponse(certificate.html(found))
+
+
+@router.post(
+    "/batches/{batch_id}/physician-acceptance",
+    response_model=PhysicianAcceptancePublic,
+    status_code=201,
+)
+def physician_acceptance(
+    batch_id: Id, body: PhysicianAcceptanceCreate, session: SessionDep, p: Physician
+) -> PhysicianAcceptancePublic:
+    """The treating physician's documented acceptance of a conditionally released or
+    out-of-specification batch (EU GMP Part IV §11.5)."""
+    row = service.record_acceptance(session, actor=p.user, batch_id=batch_id, data=body)
+    return service.acceptance_public(row, p.user.username)
+
+
+@router.get(
+    "/batches/{batch_id}/physician-acceptance", response_model=list[PhysicianAcceptancePublic]
+)
+def physician_acceptances(
+    batch_id: Id, session: SessionDep, _: Reader
+) -> list[PhysicianAcceptancePublic]:
+    batches.get(session, batch_id)
+    return service.acceptances(session, batch_id)

@@ -1,0 +1,61 @@
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.batches.states import BatchStatus
+from app.signatures.schemas import Meaning, Password, SignaturePublic
+from app.types import LongText, Name, Timestamp
+
+
+class Decision(StrEnum):
+    RELEASE = "release"
+    CONDITIONAL_RELEASE = "conditional_release"
+    REJECT = "reject"
+
+
+class ReleaseCreate(BaseModel):
+    """QA's decision, e-signed with the password (REL-3, SIG-1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Decision
+    password: Password
+    meaning: Meaning | None = None  # default: released for a release, approved for a rejection
+    comment: LongText | None = None
+    pending_tests: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=60)] = []
+
+
+class ReleasePublic(BaseModel):
+    id: int
+    batch_id: int
+    batch_number: str
+    decision: Decision
+    status: BatchStatus
+    pending_tests: list[str]
+    out_of_specification: bool
+    physician_acceptance_id: int | None
+    comment: str | None
+    decided_by: str
+    decided_at: datetime
+    signature: SignaturePublic
+
+
+class PhysicianAcceptanceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    physician_name: Name
+    accepted_at: Timestamp
+    note: LongText | None = None
+
+
+class PhysicianAcceptancePublic(BaseModel):
+    id: int
+    batch_id: int
+    physician_name: str
+    accepted_at: datetime
+    note: str | None
+    out_of_specification_tests: list[str]
+    recorded_by: str
+    recorded_at: datetime
