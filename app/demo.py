@@ -26,6 +26,10 @@ from app.materials.schemas import (
 from app.patients import service as patients
 from app.patients.models import Patient
 from app.patients.schemas import PatientCreate, Sex
+from app.qc import service as qc
+from app.qc.schemas import QcResultCreate
+from app.release import service as release
+from app.release.schemas import Decision, ReleaseCreate
 from app.steps import service as steps
 from app.steps.schemas import OutputSpec, StepCreate
 from app.storage import service as storage
@@ -58,7 +62,22 @@ DEMO_PATIENTS = (
     ("MRN-100004", "Romano", "Sofia", date(1979, 1, 8), Sex.FEMALE, "batch"),
     ("MRN-100005", "Colombo", "Paolo", date(1995, 9, 21), Sex.MALE, "expansion"),
     ("MRN-100006", "Ricci", "Elena", date(1984, 4, 3), Sex.FEMALE, "quarantine"),
+    ("MRN-100007", "Greco", "Chiara", date(1999, 2, 11), Sex.FEMALE, "released"),
+    ("MRN-100008", "Bruno", "Matteo", date(1976, 7, 25), Sex.MALE, "conditional"),
+    ("MRN-100009", "Gallo", "Sara", date(1968, 12, 5), Sex.FEMALE, "out_of_specification"),
 )
+
+# QC results a lab would see for a good batch, by test of the default specification.
+DEMO_RESULTS: dict[str, float | str] = {
+    "viability": 92.4,
+    "viable_cells_per_dose": 150_000_000,
+    "sterility": "no growth",
+    "mycoplasma": "not detected",
+    "endotoxin": 0.12,
+    "identity": 91.0,
+    "mtdna_heteroplasmy": 2.1,
+    "karyotype": "normal",
+}
 
 DEMO_MATERIALS = (
     ("MED-DMEM", "DMEM high glucose medium", MaterialCategory.MEDIUM, "DM2611", "Gibco"),
@@ -247,3 +266,41 @@ def _patient_at_stage(
         kind="bag", cell_count=150_000_000, volume_ml=50.0, expires_at=now + timedelta(days=3)
     )
     step("formulation", [harvest], [dose, dose, dose])
+    if stage == "quarantine":
+        return
+    _tested_and_decided(session, settings, context.batch.id or 0, stage)
+
+
+def _tested_and_decided(session: Session, settings: Settings, batch_id: int, stage: str) -> None:
+    """QC entered by a second technician, then QA's e-signed decision (the releaser did no step
+    and entered no result: REL-4)."""
+    analyst, qa = _user(session, "tech2"), _user(session, "qa")
+    results = dict(DEMO_RESULTS)
+    if stage == "conditional":
+        del results["sterility"]  # 14-day culture still running
+    if stage == "out_of_specification":
+        results["mtdna_heteroplasmy"] = 14.8
+    for test, value in results.items():
+        qc.enter(
+            session,
+            settings,
+            actor=analyst,
+            batch_id=batch_id,
+            data=QcResultCreate(test=test, value=value),
+        )
+    if stage == "out_of_specification":
+        return  # the OOS deviation holds the batch until QA closes it
+    qa_password = next(u.password for u in DEMO_USERS if u.username == "qa")
+    conditional = stage == "conditional"
+    release.decide(
+        session,
+        settings,
+        actor=qa,
+        batch_id=batch_id,
+        data=ReleaseCreate(
+            decision=Decision.CONDITIONAL_RELEASE if conditional else Decision.RELEASE,
+            password=qa_password,
+            comment="Batch record and QC reviewed." if not conditional else "Sterility pending.",
+            pending_tests=["sterility"] if conditional else [],
+        ),
+    )

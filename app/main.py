@@ -27,6 +27,7 @@ from app.materials.api import router as catalogue_router
 from app.patients.api import router as patients_router
 from app.qc.api import router as qc_router
 from app.release.api import router as release_router
+from app.release.pages import router as release_pages
 from app.scan.api import router as scan_router
 from app.scan.pages import router as scan_pages
 from app.specifications.api import router as specifications_router
@@ -52,7 +53,13 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     release_router,
     audit_router,
 )
-PAGE_ROUTERS: tuple[APIRouter, ...] = (home_page, auth_pages, scan_pages, batch_pages)
+PAGE_ROUTERS: tuple[APIRouter, ...] = (
+    home_page,
+    auth_pages,
+    scan_pages,
+    batch_pages,
+    release_pages,
+)
 
 _HTTP_CODES = {
     400: "bad_request",

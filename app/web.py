@@ -58,7 +58,7 @@ def page_error(request: Request, exc: HomewardError) -> HTMLResponse | RedirectR
     """A refusal on a page: back to the login form when not logged in, else an error page."""
     if isinstance(exc, NotAuthenticated):
         return RedirectResponse("/login", status_code=303)
-    if isinstance(exc, (InvalidCredentials, AccountLocked)):
+    if isinstance(exc, (InvalidCredentials, AccountLocked)) and request.url.path == "/login":
         return render(request, "auth/login.html", status_code=exc.status, error=exc)
     return render(request, "error.html", status_code=exc.status, error=exc)
 

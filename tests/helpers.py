@@ -58,6 +58,21 @@ def audit_events(session: Session, action: str | None = None) -> list[AuditEvent
     return list(session.execute(query).scalars())
 
 
+def ok(response: Response, status: int = 200) -> Any:
+    """Assert a response's status; return its JSON body."""
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def error(response: Response, status: int, code: str) -> str:
+    """Assert a refusal's status and machine code; return its sentence."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code, body
+    assert isinstance(body["detail"], str) and body["detail"], body
+    return body["detail"]
+
+
 def iso(moment: datetime) -> str:
     return moment.isoformat()
 

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from app.audit import service as audit
 from app.auth import service as auth
+from app.batches import service as batches
 from app.cli import cli
 from app.config import get_settings
 from app.db import make_engine, session_factory_for
@@ -78,6 +79,16 @@ def test_demo_is_idempotent_and_prints_logins(cli_db):
     with _session(cli_db) as session:
         assert audit.verify_chain(session).events_checked == events_after_first
         assert len(auth.list_users(session)) == 7
+        statuses = {context.batch.status for context in batches.find(session)}
+    # Patients at every stage the product supports, QA decisions included.
+    assert statuses >= {
+        "registered",
+        "expansion",
+        "quarantine",
+        "released",
+        "conditionally_released",
+        "on_hold",
+    }
 
 
 def test_aud3_audit_verify_passes_then_names_the_tampered_event(cli_db):

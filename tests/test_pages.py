@@ -96,3 +96,52 @@ def test_coi7_batch_record_page_shows_steps_lineage_custody_and_culture(api):
     assert page.status_code == 200
     for expected in ("isolation", "passage", flasks[0], flasks[1], "Incubator 3", "passage 1"):
         assert expected in page.text
+
+
+def test_rel3_qa_releases_from_the_batch_record_page_with_an_e_signature(api, db):
+    """REL-3 and SIG-1 on the page: the form signs with the password, the record then shows the
+    decision and its manifestation (SIG-2); a wrong password signs nothing and is audited."""
+    batch, _ = api.formulated(doses=1)
+    api.pass_qc(batch["id"])
+    qa = _page_login(api, Role.QA)
+    page = api.client.get(f"/batches/{batch['id']}")
+    assert page.status_code == 200
+    assert 'action="/batches/{}/release"'.format(batch["id"]) in page.text
+    assert "Viability" in page.text and "≥ 70 %" in page.text
+
+    wrong = api.client.post(
+        f"/batches/{batch['id']}/release", data={"decision": "release", "password": "nope"}
+    )
+    assert wrong.status_code == 401 and "nothing was signed" in wrong.text
+    assert api.get(Role.QA, f"/batches/{batch['id']}").json()["status"] == "quarantine"
+    assert len(audit_events(db, AuditAction.SIGNATURE_FAILED)) == 1
+
+    signed = api.client.post(
+        f"/batches/{batch['id']}/release",
+        data={"decision": "release", "password": PASSWORD, "comment": "all tests passed"},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303
+    record = api.client.get(f"/batches/{batch['id']}")
+    assert "released" in record.text and qa.full_name in record.text
+    assert "record unchanged since signing" in record.text
+    assert "/certificate?format=pdf" in record.text
+
+
+def test_rel1_the_qa_queue_lists_batches_awaiting_a_decision_and_open_deviations(api):
+    """The QA queue: batches in quarantine with their QC progress, deviations to close, and
+    critical results awaiting a second person's review; QA only."""
+    waiting, _ = api.formulated(doses=1)
+    api.pass_qc(waiting["id"], skip=("sterility",))
+    failing, _ = api.formulated(doses=1)
+    row = next(t for t in api.qc(failing["id"])["tests"] if t["test"] == "viability")
+    assert api.result(failing["id"], "viability", 10).json()["outcome"] == "fail"
+    _page_login(api, Role.QA)
+    queue = api.client.get("/qa")
+    assert queue.status_code == 200
+    assert waiting["batch_number"] in queue.text and failing["batch_number"] in queue.text
+    assert "7 of 8 passed" in queue.text
+    assert "Out of specification" in queue.text and row["name"] in queue.text
+    assert "awaiting" in queue.text.lower()
+    _page_login(api, Role.TECHNICIAN)
+    assert api.client.get("/qa").status_code == 403

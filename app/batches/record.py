@@ -10,6 +10,9 @@ from app.audit.schemas import AuditEventPublic
 from app.batches import service as batches
 from app.clock import utcnow
 from app.config import Settings
+from app.deviations import service as deviations
+from app.qc import service as qc
+from app.release import service as release
 from app.steps.clocks import culture_clock
 from app.steps.models import Step
 from app.steps.repository import step_views
@@ -22,7 +25,7 @@ SCAN_ACTIONS = ("scan.ok", "scan.identity_mismatch")
 
 def batch_record(session: Session, settings: Settings, batch_id: int) -> dict[str, Any]:
     """The record of batch `batch_id`: identity, timeline of steps, lineage, custody, scans,
-    culture clocks and deviations."""
+    culture clocks, QC with its history, deviations and QA's decisions."""
     context = batches.get(session, batch_id)
     vessel_rows = vessels_with_parent_codes(session, biopsy_id=context.biopsy.id or 0)
     vessel_ids = [vessel.id or 0 for vessel, _ in vessel_rows]
@@ -55,5 +58,8 @@ def batch_record(session: Session, settings: Settings, batch_id: int) -> dict[st
         "custody": custody,
         "scans": scans,
         "culture": clock.as_dict(),
-        "deviations": [],  # deviations arrive with QC (issue 4)
+        "qc": qc.qc_public(session, settings, batch_id).model_dump(),
+        "deviations": [d.model_dump() for d in deviations.find(session, batch_id=batch_id)],
+        "releases": [r.model_dump() for r in release.decisions(session, batch_id)],
+        "physician_acceptances": [a.model_dump() for a in release.acceptances(session, batch_id)],
     }

@@ -18,6 +18,8 @@ from app.biopsies.schemas import BiopsyStatus
 from app.clock import utcnow
 from app.config import Settings
 from app.db import add_unique
+from app.deviations.models import Deviation
+from app.deviations.states import UNRESOLVED
 from app.errors import AlreadyRegistered, InvalidState, NotFound
 from app.identity.codes import DIN
 from app.identity.sequences import next_value
@@ -77,10 +79,16 @@ def get(session: Session, batch_id: int, *, lock: bool = False) -> BatchContext:
 
 
 def find(
-    session: Session, *, patient_id: int | None = None, limit: int = 200
+    session: Session,
+    *,
+    patient_id: int | None = None,
+    statuses: frozenset[BatchStatus] | None = None,
+    limit: int = 200,
 ) -> list[BatchContext]:
-    """The newest batches first, optionally those of one patient."""
+    """The newest batches first, optionally those of one patient or in some states."""
     where = [Patient.id == patient_id] if patient_id is not None else []
+    if statuses is not None:
+        where.append(col(Batch.status).in_([s.value for s in statuses]))
     return _contexts(session, *where, limit=limit)
 
 
@@ -191,6 +199,17 @@ def lift_hold(session: Session, *, actor: User, batch_id: int, reason: str) -> B
     if context.batch.status != BatchStatus.ON_HOLD or context.batch.held_from is None:
         raise InvalidState(
             f"Batch {context.batch.batch_number} is {context.batch.status}, not on hold."
+        )
+    still_open = session.execute(
+        select(Deviation.number).where(
+            Deviation.batch_id == batch_id,
+            col(Deviation.status).in_([s.value for s in UNRESOLVED]),
+        )
+    ).scalars()
+    if numbers := list(still_open):
+        raise InvalidState(
+            f"Batch {context.batch.batch_number} stays on hold while deviation(s) "
+            f"{', '.join(numbers)} are open; QA lifts it by closing them (e-signed)."
         )
     target = BatchStatus(context.batch.held_from)
     context.batch.held_from = None

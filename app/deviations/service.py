@@ -222,6 +222,7 @@ def content(deviation: Deviation) -> dict[str, Any]:
         "number": deviation.number,
         "batch_id": deviation.batch_id,
         "kind": deviation.kind,
+        "status": deviation.status,
         "description": deviation.description,
         "qc_result_id": deviation.qc_result_id,
         "opened_by": deviation.opened_by,

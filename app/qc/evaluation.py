@@ -1,6 +1,7 @@
 """Evaluating an entered value against a specification test (QC-2): units, answers, limits."""
 
 import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -68,18 +69,30 @@ def within(test: SpecificationTest, value: float) -> bool:
     )
 
 
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# A decimal comma is read only where it cannot be a thousands separator: "91,5" and "0,12" are
+# numbers, "150,000" (150 or 150 000?) is refused.
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,(\d{1,2}|\d{4,})")
+
+
 def _as_number(test: SpecificationTest, value: object) -> float:
     """A finite number, from a JSON number or a numeric string (as instruments often send)."""
     if isinstance(value, str):
+        text = value.strip()
+        if _DECIMAL_COMMA.fullmatch(text):
+            text = text.replace(",", ".")  # "91,5" as typed in Europe
         try:
-            number = float(value.strip().replace(",", "."))
+            number = float(text) if _PLAIN_NUMBER.fullmatch(text) else math.nan
         except ValueError:
             number = math.nan
         if math.isfinite(number):
             return number
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    raise InvalidRequest(f"{test.test} is a number in {test.unit}; {value!r} is not a number.")
+    raise InvalidRequest(
+        f"{test.test} is a number in {test.unit}; {value!r} is not a number (write it with a "
+        "decimal point and no thousands separator)."
+    )
 
 
 def evaluate(test: SpecificationTest, value: object, unit: str | None) -> Evaluated:

@@ -1,14 +1,21 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from app.qc.evaluation import Outcome
 from app.signatures.schemas import SignaturePublic
 from app.types import CodeInput, FiniteFloat, Id, LongText, ShortText
 
-ResultValue = Annotated[FiniteFloat, Field(ge=-1e15, le=1e15)] | ShortText
+# Strict: a JSON true/false is not the number 1/0 (numeric strings still come as text and are
+# parsed against the test in app.qc.evaluation).
+ResultValue = Annotated[FiniteFloat, Field(ge=-1e15, le=1e15, strict=True)] | ShortText
 UnitText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+
+
+def _blank_is_none(value: object) -> object:
+    """A blank unit (as forms and generic clients send for qualitative tests) is no unit."""
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 class QcResultCreate(BaseModel):
@@ -19,7 +26,7 @@ class QcResultCreate(BaseModel):
 
     test: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
     value: ResultValue
-    unit: UnitText | None = None
+    unit: Annotated[UnitText | None, BeforeValidator(_blank_is_none)] = None
     sample_code: CodeInput | None = None
     corrects: Id | None = None
     reason: LongText | None = None

@@ -61,6 +61,7 @@ class Certificate:
     acceptances: list[PhysicianAcceptancePublic]
     out_of_specification: bool
     reconciliation: str
+    alerts: list[str]
     issued_at: str
 
     @property
@@ -78,6 +79,7 @@ def build(session: Session, settings: Settings, batch_id: int) -> Certificate:
             "is issued by QA's decision."
         )
     latest = decided[-1]
+    signed_results = set(latest.result_ids)
     view = qc.qc_public(session, settings, batch_id)
     reviewed = {r.id: r.reviews for r in view.history}
     tally = reconcile(session, batch_id)
@@ -87,7 +89,7 @@ def build(session: Session, settings: Settings, batch_id: int) -> Certificate:
         facts={
             "Product": PRODUCT,
             "Batch": context.batch.batch_number,
-            "Status": latest.status.value.replace("_", " "),
+            "Status": _status(context.batch.status, latest),
             "DIN": f"{context.biopsy.din} {DIN(context.biopsy.din).check}",
             "COI": patient.coi,
             "Patient": f"{patient.family_name}, {patient.given_name}",
@@ -112,11 +114,11 @@ def build(session: Session, settings: Settings, batch_id: int) -> Certificate:
                 "limit": t.limit,
                 "result": _result(t),
                 "outcome": t.outcome.value.upper(),
-                "entered": f"{t.entered_by} {utc(t.entered_at)}" if t.entered_by else "",
+                "entered": _entered(t, signed_results),
                 "reviewed": ", ".join(
                     f"{s.signed_by} {utc(s.signed_at)}" for s in reviewed.get(t.result_id, [])
                 )
-                or ("at release" if t.result_id else ""),
+                or ("by the decision's signature" if t.result_id in signed_results else ""),
             }
             for t in view.tests
         ],
@@ -135,6 +137,10 @@ def build(session: Session, settings: Settings, batch_id: int) -> Certificate:
         decisions=decided,
         acceptances=release.acceptances(session, batch_id),
         out_of_specification=any(d.out_of_specification for d in decided),
+        alerts=[
+            f"{utc(a.raised_at)}: {a.message}"
+            for a in batches.alerts(session, [batch_id])[batch_id]
+        ],
         reconciliation=(
             f"{tally.vessels} vessels, all accounted for"
             if tally.complete
@@ -142,6 +148,20 @@ def build(session: Session, settings: Settings, batch_id: int) -> Certificate:
         ),
         issued_at=utc(utcnow()),
     )
+
+
+def _status(current: str, latest: ReleasePublic) -> str:
+    """The batch's status now, and the decision's when they differ (a hold after release)."""
+    now = current.replace("_", " ")
+    decided = latest.status.value.replace("_", " ")
+    return now if now == decided else f"{now} (decision: {decided})"
+
+
+def _entered(test: QcTestPublic, signed: set[int]) -> str:
+    if not test.entered_by:
+        return ""
+    late = " (after the decision)" if test.result_id not in signed else ""
+    return f"{test.entered_by} {utc(test.entered_at)}{late}"
 
 
 def _result(test: QcTestPublic) -> str:
@@ -235,6 +255,7 @@ def pdf(certificate: Certificate) -> bytes:
     story: list[Any] = [Paragraph(_text(c.title), title), Spacer(1, 3 * mm)]
     if c.oos_statement:
         story += [Paragraph(_text(c.oos_statement), alarm), Spacer(1, 2 * mm)]
+    story += [Paragraph(_text(f"ALERT {alert}"), alarm) for alert in c.alerts]
     story.append(table([[k, v] for k, v in c.facts.items()], [40, 140], header=False))
     story += [Spacer(1, 4 * mm), Paragraph("Doses", heading)]
     story.append(
@@ -260,7 +281,7 @@ def pdf(certificate: Certificate) -> bytes:
                 ]
                 for t in c.tests
             ],
-            [30, 30, 24, 22, 16, 30, 28],
+            [28, 28, 24, 22, 18, 32, 28],
         )
     )
     story += [Spacer(1, 4 * mm), Paragraph("Deviations", heading)]

@@ -153,7 +153,8 @@ def evaluate_gate(
         findings.problems.append(
             f"vessels not accounted for: {', '.join(reconciliation.unaccounted)}"
         )
-    live_doses = [d for d in reconciliation.doses if d.status != VesselStatus.DISCARDED]
+    # A dose discarded, or consumed by a later step (cryopreserved, say), is no dose to supply.
+    live_doses = [d for d in reconciliation.doses if d.status not in ACCOUNTED_STATUSES]
     if not live_doses:
         findings.problems.append("the batch has no dose to release")
     return findings

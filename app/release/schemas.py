@@ -34,6 +34,7 @@ class ReleasePublic(BaseModel):
     decision: Decision
     status: BatchStatus
     pending_tests: list[str]
+    result_ids: list[int]  # the QC results in force when the decision was signed
     out_of_specification: bool
     physician_acceptance_id: int | None
     comment: str | None

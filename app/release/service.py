@@ -234,6 +234,7 @@ def decisions(session: Session, batch_id: int) -> list[ReleasePublic]:
             decision=Decision(r.decision),
             status=BatchStatus(r.status),
             pending_tests=json.loads(r.pending_tests),
+            result_ids=json.loads(r.result_ids),
             out_of_specification=r.out_of_specification,
             physician_acceptance_id=r.physician_acceptance_id,
             comment=r.comment,

@@ -101,6 +101,10 @@ def apply(
         comment=signer.comment,
     )
     session.add(signature)
+    if user.failed_logins:
+        # A successful signature ends a run of wrong passwords, as a successful login does.
+        user.failed_logins = 0
+        session.add(user)
     session.flush()
     audit.record(
         session,

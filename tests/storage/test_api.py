@@ -6,14 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
 from app.audit.service import verify_chain
 from app.auth.permissions import Role
 from app.auth.service import Principal
 from app.batches import service as batches
-from app.batches.models import Batch
 from app.db import session_factory_for, unit_of_work
 from app.identity.codes import DIN, VesselCode
 from app.steps import service as steps
@@ -136,9 +135,22 @@ def _formulated(api: Api, doses: int = 2) -> tuple[dict[str, Any], list[str]]:
 
 
 def _set_batch_status(api: Api, batch_id: int, status: str) -> None:
-    """Release comes in a later issue: put the batch in `status` directly in the database."""
-    api.db.execute(update(Batch).where(Batch.id == batch_id).values(status=status))
-    api.db.flush()
+    """Bring a batch in quarantine to `status` the way the lab does: QA's e-signed decision on
+    passed QC, a deviation (hold), or destruction."""
+    if status in ("released", "conditionally_released"):
+        pending = ("sterility",) if status == "conditionally_released" else ()
+        api.pass_qc(batch_id, skip=pending)
+        decision = "release" if status == "released" else "conditional_release"
+        assert api.decide(batch_id, decision, pending_tests=list(pending)).status_code == 200
+    elif status == "rejected":
+        assert api.decide(batch_id, "reject").status_code == 200
+    elif status == "on_hold":
+        body = {"kind": "process", "description": "incubator alarm"}
+        assert api.post(Role.TECHNICIAN, f"/batches/{batch_id}/deviations", body).status_code == 201
+    else:
+        body = {"reason": "contaminated"}
+        assert api.post(Role.QA, f"/batches/{batch_id}/destroy", body).status_code == 200
+    assert api.get(Role.QA, f"/batches/{batch_id}").json()["status"] == status
 
 
 # -- locations -------------------------------------------------------------------------------------
