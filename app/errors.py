@@ -112,5 +112,11 @@ class InvalidState(HomewardError):
     code, status = "invalid_state", 409
 
 
+class PrinterUnavailable(HomewardError):
+    """A label printer that cannot be reached: nothing was printed, nothing recorded."""
+
+    code, status = "printer_unavailable", 503
+
+
 class PayloadTooLarge(HomewardError):
     code, status = "payload_too_large", 413

@@ -23,6 +23,7 @@ from app.config import Settings, get_settings
 from app.db import SessionFactory, make_engine, session_factory_for
 from app.deviations.api import router as deviations_router
 from app.errors import HomewardError, InvalidRequest
+from app.labels.api import router as labels_router
 from app.materials.api import router as catalogue_router
 from app.patients.api import router as patients_router
 from app.qc.api import router as qc_router
@@ -51,6 +52,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     qc_router,
     deviations_router,
     release_router,
+    labels_router,
     audit_router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (

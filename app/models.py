@@ -7,6 +7,7 @@ from app.biopsies.models import Biopsy
 from app.db import metadata
 from app.deviations.models import Deviation
 from app.identity.sequences import SequenceCounter
+from app.labels.models import LabelPrint, LabelPrinter
 from app.materials.models import Equipment, Material, MaterialLot
 from app.patients.models import Patient
 from app.qc.models import QcResult
@@ -26,6 +27,8 @@ __all__ = [
     "CustodyEvent",
     "Deviation",
     "Equipment",
+    "LabelPrint",
+    "LabelPrinter",
     "Location",
     "Material",
     "MaterialLot",

@@ -19,6 +19,7 @@ class EntityType(StrEnum):
     DEVIATION = "deviation"
     RELEASE = "release"
     SIGNATURE = "signature"
+    PRINTER = "printer"
 
 
 class AuditAction(StrEnum):
@@ -67,3 +68,6 @@ class AuditAction(StrEnum):
     BATCH_ALERT_RAISED = "batch.alert_raised"
     RELEASE_DECIDED = "release.decided"
     PHYSICIAN_ACCEPTANCE_RECORDED = "batch.physician_acceptance"
+    LABEL_PRINTED = "label.printed"
+    LABEL_VOIDED = "label.voided"
+    PRINTER_CREATED = "printer.created"

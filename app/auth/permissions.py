@@ -42,11 +42,15 @@ class Permission(StrEnum):
     BATCH_RELEASE = "batch.release"
     CERTIFICATE_READ = "certificate.read"
     PHYSICIAN_ACCEPTANCE = "physician_acceptance.record"
+    LABEL_PRINT = "label.print"  # render a label: every render is a logged print (LBL-4)
+    LABEL_VOID = "label.void"
     AUDIT_READ = "audit.read"  # the trail of records of no patient (users, logins)
     PATIENT_AUDIT_READ = "audit.read_patient"  # patients' trails, which hold personal data
 
 
-_LAB_READ = frozenset({Permission.PATIENT_READ, Permission.BATCH_READ, Permission.SCAN})
+_LAB_READ = frozenset(
+    {Permission.PATIENT_READ, Permission.BATCH_READ, Permission.SCAN, Permission.LABEL_PRINT}
+)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.TECHNICIAN: _LAB_READ
@@ -62,6 +66,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.QC_REVIEW,
         Permission.DEVIATION_OPEN,
         Permission.DEVIATION_INVESTIGATE,
+        Permission.LABEL_VOID,
     },
     Role.QA: _LAB_READ
     | {
@@ -78,6 +83,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.DEVIATION_CLOSE,
         Permission.BATCH_RELEASE,
         Permission.CERTIFICATE_READ,
+        Permission.LABEL_VOID,
     },
     Role.CLINICIAN: _LAB_READ
     | {

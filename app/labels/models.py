@@ -1,0 +1,41 @@
+from datetime import datetime
+
+from sqlalchemy import Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.clock import utcnow
+from app.db import UTCDateTime
+
+
+class LabelPrint(SQLModel, table=True):
+    """One printed label (LBL-4): copy 1 is the original, later copies are reprints. A label
+    can be voided (torn off, misprinted) with a reason; the print stays on record."""
+
+    __tablename__ = "label_print"
+    __table_args__ = (UniqueConstraint("vessel_id", "copy_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    vessel_id: int = Field(foreign_key="vessel.id", index=True)
+    batch_id: int | None = Field(default=None, foreign_key="batch.id", index=True)
+    copy_number: int
+    format: str = Field(max_length=8)
+    dpi: int | None = None
+    printer_id: int | None = Field(default=None, foreign_key="label_printer.id")
+    printed_by: int = Field(foreign_key="app_user.id")
+    printed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    voided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    voided_by: int | None = Field(default=None, foreign_key="app_user.id")
+    void_reason: str | None = Field(default=None, sa_type=Text)
+
+
+class LabelPrinter(SQLModel, table=True):
+    """A network label printer that takes ZPL on a raw TCP port (Zebra: 9100)."""
+
+    __tablename__ = "label_printer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    host: str = Field(max_length=255)
+    port: int = 9100
+    dpi: int = 203
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

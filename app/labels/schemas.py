@@ -1,0 +1,84 @@
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.types import Id, ShortText
+
+Dpi = Literal[203, 300, 600]
+
+
+class LabelFormat(StrEnum):
+    SVG = "svg"
+    PNG = "png"
+    ZPL = "zpl"
+
+
+class SheetFormat(StrEnum):
+    PDF = "pdf"
+    ZPL = "zpl"
+
+
+class SheetLayout(StrEnum):
+    ROLL = "roll"  # one label a page, at its real size
+    A4 = "a4"
+
+
+Host = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,253})$"),
+]
+
+
+class PrinterCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ShortText
+    host: Host
+    port: Annotated[int, Field(ge=1, le=65535)] = 9100
+    dpi: Dpi = 203
+
+
+class PrinterPublic(BaseModel):
+    id: int
+    name: str
+    host: str
+    port: int
+    dpi: int
+
+
+class PrintRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    printer_id: Id
+
+
+class LabelPrintPublic(BaseModel):
+    id: int
+    vessel_code: str
+    copy_number: int
+    reprint: bool
+    format: str
+    dpi: int | None
+    printer: str | None
+    printed_by: str
+    printed_at: datetime
+    voided: bool
+    voided_at: datetime | None
+    void_reason: str | None
+
+
+class LabelReconciliation(BaseModel):
+    """Labels printed against vessels that exist (LBL-4)."""
+
+    batch_id: int
+    vessels: int  # every vessel of the batch
+    live_vessels: int  # not consumed, discarded or infused: these must carry a valid label
+    labelled: int
+    unlabelled: list[str]  # live vessels with no valid (unvoided) label
+    labels_printed: int
+    reprints: int
+    voided: int
+    labels_of_gone_vessels: int  # valid labels of vessels consumed, discarded or infused
+    complete: bool
