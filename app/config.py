@@ -40,6 +40,20 @@ class Settings(BaseSettings):
     # the lab's own validated range, not clinical advice.
     dose_cells_min: float = Field(default=1e7, gt=0)
     dose_cells_max: float = Field(default=5e8, gt=0)
+    # Infusion protocol template (CLN-2; the phase IIa protocol: three doses 4 to 6 weeks apart).
+    protocol_doses: int = Field(default=3, ge=1, le=20)
+    protocol_interval_min_days: int = Field(default=28, ge=0)
+    protocol_interval_max_days: int = Field(default=42, ge=0)
+    # Acceptable dose temperatures in transport and at receipt (CLN-3), per storage type.
+    fresh_dose_min_c: float = 2.0
+    fresh_dose_max_c: float = 8.0
+    cryopreserved_dose_max_c: float = -150.0
+    # Outbound notifications (webhooks): JSON list of URLs, the HMAC-SHA256 key, retries.
+    webhook_urls: list[str] = Field(default_factory=list)
+    webhook_secret: str = ""
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_backoff_seconds: float = Field(default=5.0, gt=0)
+    webhook_poll_seconds: float = Field(default=2.0, gt=0)
 
     @field_validator("display_timezone")
     @classmethod

@@ -9,9 +9,12 @@ from sqlmodel import Session, col
 from app.auth import service as auth
 from app.auth.models import User
 from app.auth.permissions import Role
+from app.auth.service import Principal
 from app.batches import service as batches
 from app.biopsies import service as biopsies
 from app.biopsies.schemas import BiopsyCreate, BiopsyReceipt
+from app.clinic import service as clinic
+from app.clinic.schemas import PlanCreate
 from app.clock import utcnow
 from app.config import Settings
 from app.db import SessionFactory, unit_of_work
@@ -33,7 +36,8 @@ from app.release.schemas import Decision, ReleaseCreate
 from app.steps import service as steps
 from app.steps.schemas import OutputSpec, StepCreate
 from app.storage import service as storage
-from app.storage.schemas import LocationCreate, LocationKind
+from app.storage.schemas import CustodyCreate, CustodyKind, LocationCreate, LocationKind
+from app.vessels.models import Vessel
 
 
 @dataclass(frozen=True)
@@ -292,7 +296,7 @@ def _tested_and_decided(session: Session, settings: Settings, batch_id: int, sta
         return  # the OOS deviation holds the batch until QA closes it
     qa_password = next(u.password for u in DEMO_USERS if u.username == "qa")
     conditional = stage == "conditional"
-    release.decide(
+    decided = release.decide(
         session,
         settings,
         actor=qa,
@@ -303,4 +307,40 @@ def _tested_and_decided(session: Session, settings: Settings, batch_id: int, sta
             comment="Batch record and QC reviewed." if not conditional else "Sterility pending.",
             pending_tests=["sterility"] if conditional else [],
         ),
+    )
+    if not conditional:
+        _at_the_clinic(session, settings, decided.batch_id)
+
+
+def _at_the_clinic(session: Session, settings: Settings, batch_id: int) -> None:
+    """The first dose dispatched and received at the clinic, the protocol planned: the board
+    shows the patient ready."""
+    tech, clinician = _user(session, "tech"), _user(session, "clinician")
+    first = (
+        session.execute(
+            select(Vessel.code)
+            .where(Vessel.batch_id == batch_id, col(Vessel.is_dose).is_(True))
+            .order_by(col(Vessel.sequence))
+        )
+        .scalars()
+        .first()
+    )
+    assert first is not None
+    for who, event, where, temperature in (
+        (tech, CustodyKind.DISPATCHED, "Courier box 3", 5.0),
+        (clinician, CustodyKind.RECEIVED, "Infusion suite, ward 4", 6.0),
+    ):
+        storage.record_custody(
+            session,
+            settings,
+            principal=Principal(user=who, roles=auth.roles_of(session, who.id or 0)),
+            code=first,
+            data=CustodyCreate(event=event, location=where, temperature_c=temperature),
+        )
+    clinic.plan(
+        session,
+        settings,
+        actor=clinician,
+        batch_id=batch_id,
+        data=PlanCreate(first_infusion_at=utcnow() + timedelta(days=1)),
     )

@@ -104,6 +104,18 @@ class NotReleased(HomewardError):
     code, status = "not_released", 409
 
 
+class AlreadyInfused(HomewardError):
+    code, status = "already_infused", 409
+
+
+class NotAtClinic(HomewardError):
+    code, status = "not_at_clinic", 409
+
+
+class Expired(HomewardError):
+    code, status = "expired", 409
+
+
 class IdentityMismatch(HomewardError):
     code, status = "identity_mismatch", 409
 

@@ -19,12 +19,15 @@ from app.auth.pages import router as auth_pages
 from app.batches.api import router as batches_router
 from app.batches.pages import router as batch_pages
 from app.biopsies.api import router as biopsies_router
+from app.clinic.api import router as clinic_router
+from app.clinic.pages import router as clinic_pages
 from app.config import Settings, get_settings
 from app.db import SessionFactory, make_engine, session_factory_for
 from app.deviations.api import router as deviations_router
 from app.errors import HomewardError, InvalidRequest
 from app.labels.api import router as labels_router
 from app.materials.api import router as catalogue_router
+from app.notifications.service import Worker
 from app.patients.api import router as patients_router
 from app.qc.api import router as qc_router
 from app.release.api import router as release_router
@@ -53,6 +56,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     deviations_router,
     release_router,
     labels_router,
+    clinic_router,
     audit_router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
@@ -61,6 +65,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     scan_pages,
     batch_pages,
     release_pages,
+    clinic_pages,
 )
 
 _HTTP_CODES = {
@@ -190,7 +195,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
+        worker = Worker(session_factory, settings).start() if settings.webhook_urls else None
         yield
+        if worker is not None:
+            worker.close()
         if engine is not None:
             engine.dispose()
 

@@ -4,11 +4,13 @@ from app.audit.models import AuditEvent
 from app.auth.models import AuthToken, User, UserRole
 from app.batches.models import Batch, BatchAlert
 from app.biopsies.models import Biopsy
+from app.clinic.models import Infusion, PlannedInfusion
 from app.db import metadata
 from app.deviations.models import Deviation
 from app.identity.sequences import SequenceCounter
 from app.labels.models import LabelPrint, LabelPrinter
 from app.materials.models import Equipment, Material, MaterialLot
+from app.notifications.models import WebhookAttempt, WebhookDelivery
 from app.patients.models import Patient
 from app.qc.models import QcResult
 from app.release.models import PhysicianAcceptance, ReleaseDecision
@@ -27,6 +29,7 @@ __all__ = [
     "CustodyEvent",
     "Deviation",
     "Equipment",
+    "Infusion",
     "LabelPrint",
     "LabelPrinter",
     "Location",
@@ -34,6 +37,7 @@ __all__ = [
     "MaterialLot",
     "Patient",
     "PhysicianAcceptance",
+    "PlannedInfusion",
     "QcResult",
     "ReleaseDecision",
     "SequenceCounter",
@@ -47,5 +51,7 @@ __all__ = [
     "User",
     "UserRole",
     "Vessel",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "metadata",
 ]

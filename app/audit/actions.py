@@ -20,6 +20,7 @@ class EntityType(StrEnum):
     RELEASE = "release"
     SIGNATURE = "signature"
     PRINTER = "printer"
+    INFUSION = "infusion"
 
 
 class AuditAction(StrEnum):
@@ -71,3 +72,11 @@ class AuditAction(StrEnum):
     LABEL_PRINTED = "label.printed"
     LABEL_VOIDED = "label.voided"
     PRINTER_CREATED = "printer.created"
+    BEDSIDE_VERIFIED = "infusion.verified"
+    BEDSIDE_REFUSED = "infusion.refused"
+    WITNESS_FAILED = "infusion.witness_failed"
+    INFUSION_RECORDED = "infusion.recorded"
+    INFUSION_PLANNED = "infusion.planned"
+    INFUSION_RESCHEDULED = "infusion.rescheduled"
+    TEMPERATURE_EXCURSION = "vessel.temperature_excursion"
+    WEBHOOK_QUEUED = "webhook.queued"

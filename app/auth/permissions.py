@@ -44,6 +44,12 @@ class Permission(StrEnum):
     PHYSICIAN_ACCEPTANCE = "physician_acceptance.record"
     LABEL_PRINT = "label.print"  # render a label: every render is a logged print (LBL-4)
     LABEL_VOID = "label.void"
+    CLINIC_BOARD = "clinic.board"  # the readiness board and infusion records
+    INFUSION_VERIFY = "infusion.verify"
+    INFUSION_RECORD = "infusion.record"
+    INFUSION_PLAN = "infusion.plan"
+    TRACE_REPORT = "trace.report"
+    WEBHOOKS_READ = "webhooks.read"
     AUDIT_READ = "audit.read"  # the trail of records of no patient (users, logins)
     PATIENT_AUDIT_READ = "audit.read_patient"  # patients' trails, which hold personal data
 
@@ -84,6 +90,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.BATCH_RELEASE,
         Permission.CERTIFICATE_READ,
         Permission.LABEL_VOID,
+        Permission.CLINIC_BOARD,
+        Permission.TRACE_REPORT,
+        Permission.WEBHOOKS_READ,
     },
     Role.CLINICIAN: _LAB_READ
     | {
@@ -94,6 +103,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.DEVIATION_OPEN,
         Permission.CERTIFICATE_READ,
         Permission.PHYSICIAN_ACCEPTANCE,
+        Permission.CLINIC_BOARD,
+        Permission.INFUSION_VERIFY,
+        Permission.INFUSION_RECORD,
+        Permission.INFUSION_PLAN,
+        Permission.TRACE_REPORT,
     },
     # Admin manages accounts and reads the audit trail; it grants no patient data by itself.
     Role.ADMIN: frozenset(
@@ -102,6 +116,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.AUDIT_READ,
             Permission.CATALOGUE_READ,
             Permission.CATALOGUE_MANAGE,
+            Permission.WEBHOOKS_READ,
         }
     ),
 }

@@ -11,6 +11,7 @@ from app.batches import service as batches
 from app.clock import utcnow
 from app.config import Settings
 from app.deviations import service as deviations
+from app.labels import service as labels
 from app.qc import service as qc
 from app.release import service as release
 from app.steps.clocks import culture_clock
@@ -62,4 +63,5 @@ def batch_record(session: Session, settings: Settings, batch_id: int) -> dict[st
         "deviations": [d.model_dump() for d in deviations.find(session, batch_id=batch_id)],
         "releases": [r.model_dump() for r in release.decisions(session, batch_id)],
         "physician_acceptances": [a.model_dump() for a in release.acceptances(session, batch_id)],
+        "labels": labels.reconciliation(session, batch_id).model_dump(),
     }

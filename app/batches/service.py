@@ -27,7 +27,11 @@ from app.lifecycle import transition
 from app.patients.models import Patient
 from app.specifications import service as specifications
 from app.vessels import service as vessels
+from app.vessels.models import Vessel
 from app.vessels.repository import vessels_with_parent_codes
+from app.vessels.states import VesselStatus
+
+DOSE_DONE = frozenset({VesselStatus.INFUSED, VesselStatus.DISCARDED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +218,30 @@ def lift_hold(session: Session, *, actor: User, batch_id: int, reason: str) -> B
     target = BatchStatus(context.batch.held_from)
     context.batch.held_from = None
     return _move(session, context, target, actor=actor, reason=reason)
+
+
+def issue(session: Session, *, actor: User, batch_id: int, dose_code: str) -> None:
+    """A released (or conditionally released) batch is issued with its first dose dispatched."""
+    context = get(session, batch_id, lock=True)
+    _move(session, context, BatchStatus.ISSUED, actor=actor, reason=f"dose {dose_code} dispatched")
+
+
+def complete_if_done(session: Session, *, actor: User, batch_id: int) -> None:
+    """An issued batch is completed once every dose is infused or disposed (DESIGN §4)."""
+    context = get(session, batch_id, lock=True)
+    if context.batch.status != BatchStatus.ISSUED:
+        return
+    doses = session.execute(
+        select(Vessel.status).where(Vessel.batch_id == batch_id, col(Vessel.is_dose).is_(True))
+    ).scalars()
+    if all(VesselStatus(status) in DOSE_DONE for status in doses):
+        _move(
+            session,
+            context,
+            BatchStatus.COMPLETED,
+            actor=actor,
+            reason="every dose infused or disposed",
+        )
 
 
 def raise_alert(

@@ -9,13 +9,13 @@ from app.auth.service import Principal
 from app.db import SessionDep
 from app.labels import service
 from app.labels.schemas import (
-    Dpi,
     LabelFormat,
     LabelPrintPublic,
     LabelReconciliation,
     PrinterCreate,
     PrinterPublic,
     PrintRequest,
+    QueryDpi,
     SheetFormat,
     SheetLayout,
 )
@@ -50,7 +50,7 @@ def vessel_label(
     session: SessionDep,
     principal: Printer,
     format: Annotated[LabelFormat, Query()] = LabelFormat.SVG,
-    dpi: Annotated[Dpi | None, Query()] = None,
+    dpi: Annotated[QueryDpi | None, Query()] = None,
 ) -> Response:
     """The vessel's label (LBL-1, LBL-2) as SVG, PNG or ZPL; logged as a print, a reprint after
     the first (LBL-4). PNG defaults to 300 dpi, ZPL to a 203 dpi printer."""
@@ -66,7 +66,7 @@ def batch_labels(
     principal: Printer,
     format: Annotated[SheetFormat, Query()] = SheetFormat.PDF,
     layout: Annotated[SheetLayout, Query()] = SheetLayout.ROLL,
-    dpi: Annotated[Dpi, Query()] = 203,
+    dpi: Annotated[QueryDpi, Query()] = 203,
     live: Annotated[bool, Query()] = False,
 ) -> Response:
     """Every vessel label of the batch (only vessels still in use with `live=true`): a PDF at

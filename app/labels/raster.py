@@ -33,7 +33,8 @@ def _symbol(draw: ImageDraw.ImageDraw, item: Symbol, px: float) -> None:
 
 def render(label: Label, dpi: int) -> bytes:
     px = dpi / 25.4  # pixels per millimetre
-    image = Image.new("L", (round(label.width * px), round(label.height * px)), 255)
+    # One bit per pixel, as a thermal label printer prints: crisp text, a quick PNG encode.
+    image = Image.new("1", (round(label.width * px), round(label.height * px)), 1)
     draw = ImageDraw.Draw(image)
     for item in label.items:
         if isinstance(item, Text):

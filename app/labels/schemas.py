@@ -2,11 +2,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from app.types import Id, ShortText
 
 Dpi = Literal[203, 300, 600]
+
+
+def _query_int(value: object) -> object:
+    """A query string carries "300"; a Literal of ints does not coerce it by itself."""
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value
+
+
+QueryDpi = Annotated[Dpi, BeforeValidator(_query_int)]
 
 
 class LabelFormat(StrEnum):

@@ -34,6 +34,7 @@ from app.errors import (
     UnknownTest,
 )
 from app.identity.codes import parse_vessel_code
+from app.notifications import service as notifications
 from app.qc.evaluation import Evaluated, Outcome, evaluate, value_text
 from app.qc.models import QcResult
 from app.qc.schemas import QcPublic, QcResultCreate, QcResultPublic, QcTestPublic
@@ -174,7 +175,7 @@ def enter(
     replaced = _replaced(history(session, batch_id), test, data)
     result = _insert(session, actor, context, test, evaluated, sample, replaced, data)
     if evaluated.outcome is Outcome.FAIL:
-        _out_of_specification(session, actor, context, status, test, result)
+        _out_of_specification(session, settings, actor, context, status, test, result)
     return result
 
 
@@ -232,6 +233,7 @@ def _shown(result: QcResult) -> dict[str, Any]:
 
 def _out_of_specification(
     session: Session,
+    settings: Settings,
     actor: User,
     context: BatchContext,
     status: BatchStatus,
@@ -253,6 +255,23 @@ def _out_of_specification(
                 "infusion until QA decides."
             ),
             qc_result_id=result.id,
+        )
+        notifications.enqueue(
+            session,
+            settings,
+            event="batch.late_failure",
+            payload={
+                "batch_id": context.batch.id,
+                "batch_number": context.batch.batch_number,
+                "din": context.biopsy.din,
+                "coi": context.patient.coi,
+                "status": "on_hold",
+                "test": test.test,
+                "result": shown,
+                "limit": specifications.limit_text(test),
+            },
+            coi=context.patient.coi,
+            batch_id=context.batch.id,
         )
     deviations.open_deviation(
         session,

@@ -1,30 +1,20 @@
 """The release certificate (REL-5): one set of facts, rendered as HTML (jinja2) and as PDF
 (reportlab, pure Python). Times are UTC: a certificate travels between sites."""
 
-import io
-import os
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-from typing import Any
-from xml.sax.saxutils import escape
 
-import reportlab
-from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle
-from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlmodel import Session
 
 from app.batches import service as batches
 from app.clock import utcnow
 from app.config import Settings
 from app.deviations import service as deviations
+from app.documents import Document
 from app.errors import NotReleased
 from app.identity.codes import DIN
+from app.labels import service as labels
+from app.labels.schemas import LabelReconciliation
 from app.qc import service as qc
 from app.qc.evaluation import value_text
 from app.qc.schemas import QcTestPublic
@@ -61,6 +51,7 @@ class Certificate:
     acceptances: list[PhysicianAcceptancePublic]
     out_of_specification: bool
     reconciliation: str
+    labels: str
     alerts: list[str]
     issued_at: str
 
@@ -146,8 +137,21 @@ def build(session: Session, settings: Settings, batch_id: int) -> Certificate:
             if tally.complete
             else f"{tally.vessels} vessels; not accounted for: {', '.join(tally.unaccounted)}"
         ),
+        labels=_labels(labels.reconciliation(session, batch_id)),
         issued_at=utc(utcnow()),
     )
+
+
+def _labels(reconciled: LabelReconciliation) -> str:
+    """Labels printed against vessels that exist (LBL-4), as the certificate states it."""
+    text = (
+        f"{reconciled.labelled} of {reconciled.live_vessels} vessels in use labelled; "
+        f"{reconciled.labels_printed} labels printed ({reconciled.reprints} reprints, "
+        f"{reconciled.voided} voided)"
+    )
+    if reconciled.unlabelled:
+        text += f"; unlabelled: {', '.join(reconciled.unlabelled)}"
+    return text
 
 
 def _status(current: str, latest: ReleasePublic) -> str:
@@ -203,134 +207,50 @@ def html(certificate: Certificate) -> str:
     )
 
 
-# -- PDF ----------------------------------------------------------------------------------------
-
-_FONT_DIR = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
-
-
-@lru_cache(maxsize=1)
-def _fonts() -> frozenset[int]:
-    """Register Bitstream Vera (ships with reportlab; covers Latin scripts and ≥ ≤); return the
-    code points it can draw."""
-    regular = TTFont("Vera", os.path.join(_FONT_DIR, "Vera.ttf"))
-    pdfmetrics.registerFont(regular)
-    pdfmetrics.registerFont(TTFont("VeraBd", os.path.join(_FONT_DIR, "VeraBd.ttf")))
-    return frozenset(regular.face.charToGlyph)
-
-
-def _text(value: Any) -> str:
-    """Escaped for reportlab's markup, with characters the font lacks shown as '?'."""
-    drawable = _fonts()
-    text = "".join(
-        ch if ord(ch) in drawable or ch == "\n" else (" " if ch.isspace() else "?")
-        for ch in str(value)
-    )
-    return escape(text)
-
-
 def pdf(certificate: Certificate) -> bytes:
-    """The certificate as an A4 PDF."""
-    _fonts()
-    body = ParagraphStyle("body", fontName="Vera", fontSize=8.5, leading=11)
-    small = ParagraphStyle("small", parent=body, fontSize=7.5, leading=9.5)
-    heading = ParagraphStyle("heading", parent=body, fontName="VeraBd", fontSize=11, leading=15)
-    title = ParagraphStyle("title", parent=body, fontName="VeraBd", fontSize=16, leading=20)
-    alarm = ParagraphStyle(
-        "alarm", parent=heading, textColor=colors.HexColor("#a4161a"), borderPadding=4
-    )
-
-    def table(rows: list[list[str]], widths: list[float], *, header: bool = True) -> Table:
-        cells = [[Paragraph(_text(c), small) for c in row] for row in rows]
-        t = Table(cells, colWidths=[w * mm for w in widths], repeatRows=1 if header else 0)
-        style = [
-            ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#9aa5b1")),
-            ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ]
-        if header:
-            style.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8edf3")))
-        t.setStyle(TableStyle(style))
-        return t
-
+    """The certificate as an A4 PDF: the same facts as the HTML."""
     c = certificate
-    story: list[Any] = [Paragraph(_text(c.title), title), Spacer(1, 3 * mm)]
+    doc = Document()
+    doc.title(c.title)
     if c.oos_statement:
-        story += [Paragraph(_text(c.oos_statement), alarm), Spacer(1, 2 * mm)]
-    story += [Paragraph(_text(f"ALERT {alert}"), alarm) for alert in c.alerts]
-    story.append(table([[k, v] for k, v in c.facts.items()], [40, 140], header=False))
-    story += [Spacer(1, 4 * mm), Paragraph("Doses", heading)]
-    story.append(
-        table(
-            [["Code", "Viable cells", "Volume", "Expires", "Status"]]
-            + [[d["code"], d["cells"], d["volume"], d["expires"], d["status"]] for d in c.doses],
-            [42, 32, 22, 42, 42],
-        )
+        doc.alarm(c.oos_statement)
+    for alert in c.alerts:
+        doc.alarm(f"ALERT {alert}")
+    doc.table([[k, v] for k, v in c.facts.items()], [40, 140], header=False)
+    doc.heading("Doses")
+    doc.table(
+        [["Code", "Viable cells", "Volume", "Expires", "Status"]]
+        + [[d["code"], d["cells"], d["volume"], d["expires"], d["status"]] for d in c.doses],
+        [42, 32, 22, 42, 42],
     )
-    story += [Spacer(1, 4 * mm), Paragraph("Quality control", heading)]
-    story.append(
-        table(
-            [["Test", "Method", "Limit", "Result", "Outcome", "Entered", "Reviewed"]]
-            + [
-                [
-                    t["test"],
-                    t["method"],
-                    t["limit"],
-                    t["result"],
-                    t["outcome"],
-                    t["entered"],
-                    t["reviewed"],
-                ]
-                for t in c.tests
-            ],
-            [28, 28, 24, 22, 18, 32, 28],
-        )
+    doc.heading("Quality control")
+    columns = ("test", "method", "limit", "result", "outcome", "entered", "reviewed")
+    doc.table(
+        [["Test", "Method", "Limit", "Result", "Outcome", "Entered", "Reviewed"]]
+        + [[t[k] for k in columns] for t in c.tests],
+        [28, 28, 24, 22, 18, 32, 28],
     )
-    story += [Spacer(1, 4 * mm), Paragraph("Deviations", heading)]
+    doc.heading("Deviations")
     if c.deviations:
-        story.append(
-            table(
-                [["Number", "Kind", "Status", "Description", "Root cause", "CAPA", "Closed"]]
-                + [
-                    [
-                        d["number"],
-                        d["kind"],
-                        d["status"],
-                        d["description"],
-                        d["root_cause"],
-                        d["capa"],
-                        d["closed"],
-                    ]
-                    for d in c.deviations
-                ],
-                [22, 14, 16, 40, 30, 30, 28],
-            )
+        columns = ("number", "kind", "status", "description", "root_cause", "capa", "closed")
+        doc.table(
+            [["Number", "Kind", "Status", "Description", "Root cause", "CAPA", "Closed"]]
+            + [[d[k] for k in columns] for d in c.deviations],
+            [22, 14, 16, 40, 30, 30, 28],
         )
     else:
-        story.append(Paragraph("None.", body))
-    story += [Paragraph(_text(acceptance_line(a)), body) for a in c.acceptances]
-    story += [
-        Spacer(1, 3 * mm),
-        Paragraph(_text(f"Chain-of-identity reconciliation: {c.reconciliation}."), body),
-        Spacer(1, 4 * mm),
-        Paragraph("Decisions and signatures", heading),
-    ]
+        doc.paragraph("None.")
+    for a in c.acceptances:
+        doc.paragraph(acceptance_line(a))
+    doc.space(3)
+    doc.paragraph(f"Chain-of-identity reconciliation: {c.reconciliation}.")
+    doc.paragraph(f"Label reconciliation: {c.labels}.")
+    doc.heading("Decisions and signatures")
     for d in c.decisions:
         pending = f" (pending: {', '.join(d.pending_tests)})" if d.pending_tests else ""
         comment = f" Comment: {d.comment}" if d.comment else ""
-        story.append(
-            Paragraph(_text(f"{d.decision.value.replace('_', ' ')}{pending}.{comment}"), body)
-        )
-        story.append(Paragraph(_text(signature_line(d)), small))
-        story.append(Spacer(1, 2 * mm))
-    story.append(Paragraph(_text(f"Issued {c.issued_at} by Homeward."), small))
-    buffer = io.BytesIO()
-    SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=15 * mm,
-        rightMargin=15 * mm,
-        topMargin=15 * mm,
-        bottomMargin=15 * mm,
-        title=f"{c.title} {c.facts['Batch']}",
-        author="Homeward",
-    ).build(story)
-    return buffer.getvalue()
+        doc.paragraph(f"{d.decision.value.replace('_', ' ')}{pending}.{comment}")
+        doc.paragraph(signature_line(d), small=True)
+        doc.space()
+    doc.paragraph(f"Issued {c.issued_at} by Homeward.", small=True)
+    return doc.render(f"{c.title} {c.facts['Batch']}")

@@ -30,8 +30,10 @@ class DecisionRule:
 
 
 DECISIONS: dict[Decision, DecisionRule] = {
+    # From `issued`: the full release of a conditionally released batch already dispatched; the
+    # batch stays issued.
     Decision.RELEASE: DecisionRule(
-        B.RELEASED, frozenset({B.QUARANTINE, B.CONDITIONALLY_RELEASED}), True, False
+        B.RELEASED, frozenset({B.QUARANTINE, B.CONDITIONALLY_RELEASED, B.ISSUED}), True, False
     ),
     Decision.CONDITIONAL_RELEASE: DecisionRule(
         B.CONDITIONALLY_RELEASED, frozenset({B.QUARANTINE}), True, True

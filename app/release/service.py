@@ -2,6 +2,7 @@
 batch, so two QA users deciding at the same moment leave exactly one decision."""
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from app.deviations import service as deviations
 from app.deviations.models import Deviation
 from app.errors import Forbidden, GateNotMet, InvalidRequest, InvalidState, NotFound
 from app.lifecycle import transition
+from app.notifications import service as notifications
 from app.qc import service as qc
 from app.qc.evaluation import Outcome
 from app.qc.models import QcResult
@@ -68,6 +70,12 @@ def decide(
             f"Batch {context.batch.batch_number} is {status}; a {data.decision} is taken only "
             f"when it is {allowed}."
         )
+    latest = release_states(session, [batch_id]).get(batch_id)
+    if status is BatchStatus.ISSUED and (latest is None or not latest.conditional):
+        raise InvalidState(
+            f"Batch {context.batch.batch_number} is issued and fully released already."
+        )
+    target = BatchStatus.ISSUED if status is BatchStatus.ISSUED else rule.target
     spec, tests = qc.specification_of(session, settings, context.batch)
     current = qc.current(qc.history(session, batch_id))
     pending = check_pending_names(data.decision, data.pending_tests, tests, current)
@@ -91,21 +99,22 @@ def decide(
             + "."
         )
     out_of_spec = rule.gated and findings.out_of_specification
-    transition(
-        session,
-        BATCH_LIFECYCLE,
-        context.batch,
-        rule.target,
-        actor=actor,
-        coi=context.patient.coi,
-        label=f"Batch {context.batch.batch_number}",
-        reason=data.comment,
-        extra={"decision": data.decision.value},
-    )
+    if target is not status:
+        transition(
+            session,
+            BATCH_LIFECYCLE,
+            context.batch,
+            target,
+            actor=actor,
+            coi=context.patient.coi,
+            label=f"Batch {context.batch.batch_number}",
+            reason=data.comment,
+            extra={"decision": data.decision.value},
+        )
     release = ReleaseDecision(
         batch_id=batch_id,
         decision=data.decision.value,
-        status=rule.target.value,
+        status=target.value,
         pending_tests=json.dumps(pending),
         result_ids=json.dumps(sorted(r.id or 0 for r in current.values())),
         deviation_ids=json.dumps([d.id for d in _deviations_of(session, batch_id)]),
@@ -125,6 +134,24 @@ def decide(
         content=signed,
         coi=context.patient.coi,
     )
+    if data.decision is not Decision.REJECT:
+        notifications.enqueue(
+            session,
+            settings,
+            event="batch.released",
+            payload={
+                "batch_id": batch_id,
+                "batch_number": context.batch.batch_number,
+                "din": context.biopsy.din,
+                "coi": context.patient.coi,
+                "decision": data.decision.value,
+                "status": target.value,
+                "pending_tests": pending,
+                "out_of_specification": out_of_spec,
+            },
+            coi=context.patient.coi,
+            batch_id=batch_id,
+        )
     audit.record(
         session,
         actor=actor,
@@ -135,7 +162,7 @@ def decide(
         new={
             "batch_id": batch_id,
             "decision": data.decision.value,
-            "status": rule.target.value,
+            "status": target.value,
             "pending_tests": pending,
             "out_of_specification": out_of_spec,
             "specification_version": spec.version,
@@ -335,3 +362,68 @@ def get_decision(session: Session, release_id: int) -> ReleaseDecision:
     if found is None:
         raise NotFound(f"No release decision has id {release_id}.")
     return found
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """What the clinic needs of QA's decisions on a batch."""
+
+    decision: Decision
+    pending_tests: list[str]
+    out_of_specification: bool
+    physician_accepted: bool
+
+    @property
+    def conditional(self) -> bool:
+        return self.decision is Decision.CONDITIONAL_RELEASE
+
+    @property
+    def supplies(self) -> bool:
+        """May its doses reach a patient: released, or conditionally released (or out of
+        specification) with the treating physician's acceptance recorded (COI-6)."""
+        if self.decision is Decision.REJECT:
+            return False
+        needs_physician = self.conditional or self.out_of_specification
+        return self.physician_accepted or not needs_physician
+
+    def describe(self) -> str:
+        if self.decision is Decision.REJECT:
+            return "rejected"
+        text = "released"
+        if self.conditional:
+            text = f"conditionally released ({', '.join(self.pending_tests)} pending)"
+        if self.out_of_specification:
+            text += ", out of specification"
+        if self.conditional or self.out_of_specification:
+            accepted = "accepted" if self.physician_accepted else "acceptance not recorded"
+            text += f"; treating physician {accepted}"
+        return text
+
+
+def release_states(session: Session, batch_ids: list[int]) -> dict[int, ReleaseState]:
+    """The latest decision of each batch with whether a physician accepted it (two queries)."""
+    if not batch_ids:
+        return {}
+    latest: dict[int, ReleaseDecision] = {}
+    for row in session.execute(
+        select(ReleaseDecision)
+        .where(col(ReleaseDecision.batch_id).in_(batch_ids))
+        .order_by(col(ReleaseDecision.id))
+    ).scalars():
+        latest[row.batch_id] = row
+    accepted = set(
+        session.execute(
+            select(PhysicianAcceptance.batch_id).where(
+                col(PhysicianAcceptance.batch_id).in_(batch_ids)
+            )
+        ).scalars()
+    )
+    return {
+        batch_id: ReleaseState(
+            decision=Decision(row.decision),
+            pending_tests=json.loads(row.pending_tests),
+            out_of_specification=row.out_of_specification,
+            physician_accepted=batch_id in accepted,
+        )
+        for batch_id, row in latest.items()
+    }

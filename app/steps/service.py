@@ -252,6 +252,8 @@ def record(
             "note": data.note,
         },
     )
+    if context.batch.status == BatchStatus.ISSUED:
+        batches.complete_if_done(session, actor=actor, batch_id=context.batch.id or 0)
     warnings = culture_clock(session, settings, context, now=performed_at).warnings()
     return RecordedStep(step=step, inputs=inputs, outputs=outputs, warnings=warnings)
 

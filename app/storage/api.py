@@ -5,6 +5,7 @@ from fastapi import APIRouter, Depends
 from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.config import SettingsDep
 from app.db import SessionDep
 from app.identity.codes import parse_vessel_code
 from app.storage import service
@@ -34,15 +35,27 @@ def create_location(body: LocationCreate, session: SessionDep, p: Manager) -> Lo
 
 @router.post("/vessels/{code}/custody", response_model=CustodyPublic, status_code=201)
 def record_custody(
-    code: CodeInput, body: CustodyCreate, session: SessionDep, principal: Custodian
+    code: CodeInput,
+    body: CustodyCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Custodian,
 ) -> CustodyPublic:
-    event = service.record_custody(session, principal=principal, code=code, data=body)
+    event = service.record_custody(session, settings, principal=principal, code=code, data=body)
     return service.custody_public(event, parse_vessel_code(code).value, principal.user.username)
 
 
 @router.get("/vessels/{code}/custody", response_model=list[CustodyPublic])
 def custody_history(code: CodeInput, session: SessionDep, _: Tracer) -> list[CustodyPublic]:
     return service.vessel_history(session, code)
+
+
+@router.get("/vessels/{code}/custody-report")
+def custody_report(
+    code: CodeInput, session: SessionDep, settings: SettingsDep, _: Tracer
+) -> dict[str, Any]:
+    """The chain-of-custody report of a vessel or dose, temperatures checked (CLN-3)."""
+    return service.custody_report(session, settings, code)
 
 
 @router.get("/vessels/{code}/trace")

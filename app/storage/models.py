@@ -30,5 +30,7 @@ class CustodyEvent(SQLModel, table=True):
     from_location: str | None = Field(default=None, max_length=200)
     to_location: str = Field(max_length=200)
     temperature_c: float | None = None
+    # For doses: "fresh" or "cryopreserved", which sets the acceptable temperature (CLN-3).
+    storage_type: str | None = Field(default=None, max_length=16)
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     recorded_by: int = Field(foreign_key="app_user.id")

@@ -1,6 +1,8 @@
 """Storage locations and custody: where every vessel is, who moved it, at what temperature."""
 
 from datetime import timedelta
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -11,9 +13,13 @@ from app.audit.actions import AuditAction, EntityType
 from app.auth.models import User
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.batches import service as batches
 from app.batches.states import BatchStatus
 from app.clock import utcnow
+from app.config import Settings
 from app.db import add_unique
+from app.deviations import service as deviations
+from app.deviations.states import DeviationKind
 from app.errors import (
     DuplicateCode,
     InvalidRequest,
@@ -34,7 +40,7 @@ from app.storage.schemas import (
     LocationPublic,
 )
 from app.vessels.models import Vessel
-from app.vessels.repository import identity_by_code
+from app.vessels.repository import VesselIdentity, identity_by_code
 from app.vessels.states import VESSEL_LIFECYCLE, VesselStatus
 
 # Who records which custody event (DESIGN §11): the lab moves and dispatches, the clinic receives.
@@ -50,6 +56,14 @@ EVENT_STATUS = {
 DISPATCHABLE_BATCH = frozenset(
     {BatchStatus.RELEASED, BatchStatus.CONDITIONALLY_RELEASED, BatchStatus.ISSUED}
 )
+FIRST_ISSUE = frozenset({BatchStatus.RELEASED, BatchStatus.CONDITIONALLY_RELEASED})
+
+
+class StorageType(StrEnum):
+    FRESH = "fresh"
+    CRYOPRESERVED = "cryopreserved"
+
+
 CLOCK_SKEW = timedelta(minutes=10)
 GONE = frozenset({VesselStatus.CONSUMED, VesselStatus.DISCARDED, VesselStatus.INFUSED})
 
@@ -136,10 +150,11 @@ def place(session: Session, vessel: Vessel, where: str) -> None:
 
 
 def record_custody(
-    session: Session, *, principal: Principal, code: str, data: CustodyCreate
+    session: Session, settings: Settings, *, principal: Principal, code: str, data: CustodyCreate
 ) -> CustodyEvent:
     """A custody event for the vessel with `code`; dispatch only for doses of released batches
-    (CLN-3), receipt only of a dispatched dose."""
+    (CLN-3), receipt only of a dispatched dose; a dose's first dispatch issues its batch; a dose
+    outside its storage type's temperature range opens a deviation."""
     principal.require(EVENT_PERMISSION[data.event])
     parsed = parse_vessel_code(code).value
     found = identity_by_code(session, parsed, lock=True)
@@ -161,6 +176,11 @@ def record_custody(
                 f"Dose {parsed} belongs to a batch that is {status}; only doses of a released "
                 "batch can be dispatched."
             )
+    storage_type = None
+    if vessel.is_dose and data.event in EVENT_STATUS:
+        if data.temperature_c is None:
+            raise InvalidRequest(f"A dose's {data.event.value} records its temperature.")
+        storage_type = _storage_type(session, vessel)
     from_location = vessel.location
     if data.event in EVENT_STATUS:
         transition(
@@ -179,6 +199,7 @@ def record_custody(
         from_location=from_location,
         to_location=data.location,
         temperature_c=data.temperature_c,
+        storage_type=storage_type,
         occurred_at=occurred_at,
         recorded_by=principal.user.id or 0,
     )
@@ -192,9 +213,76 @@ def record_custody(
         entity_id=vessel.id,
         coi=found.patient.coi,
         old={"location": from_location},
-        new=data.model_dump() | {"occurred_at": occurred_at},
+        new=data.model_dump() | {"occurred_at": occurred_at, "storage_type": storage_type},
     )
+    batch = found.batch
+    if data.event is CustodyKind.DISPATCHED and batch is not None and batch.status in FIRST_ISSUE:
+        batches.issue(session, actor=principal.user, batch_id=batch.id or 0, dose_code=parsed)
+    if storage_type is not None and batch is not None:
+        _check_temperature(session, settings, principal.user, found, event)
     return event
+
+
+def _storage_type(session: Session, vessel: Vessel) -> str:
+    """A dose travels frozen (dispatched from the freezer) or fresh; a receipt keeps the type of
+    its dispatch."""
+    if vessel.status == VesselStatus.FROZEN:
+        return StorageType.CRYOPRESERVED
+    dispatched = session.execute(
+        select(CustodyEvent.storage_type)
+        .where(
+            CustodyEvent.vessel_id == vessel.id,
+            CustodyEvent.event == CustodyKind.DISPATCHED.value,
+        )
+        .order_by(col(CustodyEvent.id).desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return dispatched or StorageType.FRESH
+
+
+def acceptable(settings: Settings, storage_type: str) -> tuple[float | None, float]:
+    """The acceptable temperature range (°C) of a dose's storage type (CLN-3)."""
+    if storage_type == StorageType.CRYOPRESERVED:
+        return None, settings.cryopreserved_dose_max_c
+    return settings.fresh_dose_min_c, settings.fresh_dose_max_c
+
+
+def _check_temperature(
+    session: Session,
+    settings: Settings,
+    actor: User,
+    found: VesselIdentity,
+    event: CustodyEvent,
+) -> None:
+    """Outside its range, a dose's temperature is audited and opens a deviation (which holds the
+    batch until QA closes it)."""
+    assert event.temperature_c is not None and event.storage_type is not None
+    low, high = acceptable(settings, event.storage_type)
+    t = event.temperature_c
+    if (low is None or t >= low) and t <= high:
+        return
+    limits = f"{low:g} to {high:g} °C" if low is not None else f"at most {high:g} °C"
+    finding = (
+        f"Dose {found.vessel.code} {event.event} at {t:g} °C; a {event.storage_type} dose must "
+        f"be kept {limits}."
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.TEMPERATURE_EXCURSION,
+        entity_type=EntityType.VESSEL,
+        entity_id=found.vessel.id,
+        coi=found.patient.coi,
+        new={"custody_event_id": event.id, "temperature_c": t, "limits": [low, high]},
+    )
+    assert found.batch is not None
+    deviations.open_deviation(
+        session,
+        actor=actor,
+        context=batches.get(session, found.batch.id or 0, lock=True),
+        kind=DeviationKind.TEMPERATURE,
+        description=finding,
+    )
 
 
 def history(session: Session, vessel_ids: list[int]) -> list[tuple[CustodyEvent, str, str]]:
@@ -234,3 +322,32 @@ def vessel_history(session: Session, code: str) -> list[CustodyPublic]:
         custody_public(event, vessel_code, username)
         for event, vessel_code, username in history(session, [found.vessel.id or 0])
     ]
+
+
+def custody_report(session: Session, settings: Settings, code: str) -> dict[str, Any]:
+    """The chain of custody of one vessel (CLN-3): whose it is, every hand and place it passed
+    through with the temperature, and whether each temperature was in range for a dose."""
+    parsed = parse_vessel_code(code).value
+    found = identity_by_code(session, parsed)
+    if found is None:
+        raise NotFound(f"No vessel has code {parsed}.")
+    events = []
+    for event, _, username in history(session, [found.vessel.id or 0]):
+        in_range = None
+        if event.storage_type is not None and event.temperature_c is not None:
+            low, high = acceptable(settings, event.storage_type)
+            in_range = (low is None or event.temperature_c >= low) and event.temperature_c <= high
+        events.append(
+            custody_public(event, parsed, username).model_dump()
+            | {"storage_type": event.storage_type, "in_range": in_range}
+        )
+    return {
+        "vessel": parsed,
+        "is_dose": found.vessel.is_dose,
+        "status": found.vessel.status,
+        "coi": found.patient.coi,
+        "din": found.biopsy.din,
+        "batch_number": found.batch.batch_number if found.batch else None,
+        "events": events,
+        "excursions": sum(1 for e in events if e["in_range"] is False),
+    }

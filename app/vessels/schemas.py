@@ -20,3 +20,4 @@ class VesselPublic(BaseModel):
     volume_ml: float | None = None
     expires_at: datetime | None = None
     produced_by_step_id: int | None = None
+    label_url: str | None = None  # every vessel has its label from creation (LBL-1)

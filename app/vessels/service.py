@@ -42,6 +42,7 @@ def public(vessel: Vessel, parent_code: str | None) -> VesselPublic:
         volume_ml=vessel.volume_ml,
         expires_at=vessel.expires_at,
         produced_by_step_id=vessel.produced_by_step_id,
+        label_url=f"/api/v1/vessels/{vessel.code}/label",
     )
 
 

@@ -299,15 +299,19 @@ def test_rel2_conditional_release_names_the_pending_tests_then_a_full_release_fo
     assert body["pending_tests"] == ["mycoplasma", "sterility"]
     assert body["signature"]["meaning"] == "released"
     assert status_of(api, batch["id"]) == "conditionally_released"
-    # Its doses may travel while the tests run (short shelf life).
+    # Its doses may travel while the tests run (short shelf life): the first dispatch issues it.
     dispatch = {"event": "dispatched", "location": "Courier", "temperature_c": 4.0}
     ok(api.post(Role.TECHNICIAN, f"/vessels/{codes[0]}/custody", dispatch), 201)
-    # A full release needs the pending results.
+    assert status_of(api, batch["id"]) == "issued"
+    # A full release needs the pending results; the issued batch stays issued.
     detail = error(api.decide(batch["id"]), 409, "gate_not_met")
     assert gate_problems(detail) == {"pending"} and "sterility" in detail
     api.pass_qc(batch["id"])
     full = ok(api.decide(batch["id"]))
-    assert full["status"] == "released" and full["pending_tests"] == []
+    assert full["status"] == "issued" and full["pending_tests"] == []
+    assert full["decision"] == "release" and status_of(api, batch["id"]) == "issued"
+    # Fully released once: a second release is refused.
+    error(api.decide(batch["id"]), 409, "invalid_state")
     decisions = ok(api.get(Role.QA, f"/batches/{batch['id']}/releases"))
     assert [d["decision"] for d in decisions] == ["conditional_release", "release"]
     assert all(d["signature"]["matches"] for d in decisions)
@@ -378,9 +382,10 @@ def test_rel2_a_late_failing_result_alerts_holds_opens_a_deviation_and_stops_dis
     )
     assert "on_hold" in detail
     error(api.decide(batch["id"]), 409, "invalid_state")
-    # Closing the deviation lifts the hold, but the failure still blocks a release.
+    # Closing the deviation lifts the hold (back to issued: a dose left), but the failure still
+    # blocks a release.
     close_deviations(api, batch["id"])
-    assert status_of(api, batch["id"]) == "conditionally_released"
+    assert status_of(api, batch["id"]) == "issued"
     detail = error(api.decide(batch["id"]), 409, "gate_not_met")
     assert gate_problems(detail) == {"failed"} and "sterility" in detail
 

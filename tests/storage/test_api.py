@@ -654,7 +654,9 @@ def test_rel_two_simultaneous_moves_into_one_position_leave_one_winner(committed
     waiting = list(contenders)
     outcomes = race(
         factory,
-        lambda s: storage.record_custody(s, principal=principal, code=waiting.pop(), data=move),
+        lambda s: storage.record_custody(
+            s, settings, principal=principal, code=waiting.pop(), data=move
+        ),
     )
     one_winner(outcomes, {"position_taken"})
     with factory() as session:

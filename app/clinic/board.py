@@ -1,0 +1,225 @@
+"""The clinic's readiness board (CLN-1): per patient, where their cells are and whether a dose
+can be infused now, with the reason when not — in a fixed number of queries however many
+patients."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+
+from app.batches import service as batches
+from app.batches.models import Batch
+from app.batches.states import BatchStatus
+from app.biopsies.models import Biopsy
+from app.clinic import service as clinic
+from app.clinic.bedside import SUPPLIED_STATES
+from app.clinic.schemas import DoseOnBoard, PlannedInfusionPublic, ReadinessRow
+from app.clock import utcnow
+from app.config import Settings
+from app.deviations.models import Deviation
+from app.deviations.states import UNRESOLVED
+from app.patients.models import Patient
+from app.qc import service as qc
+from app.qc.evaluation import Outcome
+from app.qc.models import QcResult
+from app.release import service as release
+from app.release.service import ReleaseState
+from app.specifications import service as specifications
+from app.specifications.models import SpecificationTest
+from app.storage.models import CustodyEvent
+from app.storage.schemas import CustodyKind
+from app.vessels.models import Vessel
+from app.vessels.states import VesselStatus
+
+MANUFACTURING = frozenset(
+    {BatchStatus.REGISTERED, BatchStatus.ISOLATION, BatchStatus.EXPANSION, BatchStatus.HARVESTED}
+)
+
+
+@dataclass
+class _Facts:
+    """What the board knows of one batch, gathered from the batched queries."""
+
+    batch: Batch
+    tests: int
+    passed: int
+    failed: int
+    state: ReleaseState | None
+    doses: list[DoseOnBoard]
+    deviations: list[str]
+    alerts: list[str]
+    planned: list[PlannedInfusionPublic]
+
+
+def _latest_per_patient(session: Session) -> list[tuple[Patient, Biopsy | None, Batch | None]]:
+    rows = session.execute(
+        select(Patient, Biopsy, Batch)
+        .outerjoin(Biopsy, (col(Biopsy.patient_id) == Patient.id) & col(Biopsy.voided_at).is_(None))
+        .outerjoin(Batch, col(Batch.biopsy_id) == Biopsy.id)
+        .where(col(Patient.voided_at).is_(None))
+        .order_by(col(Patient.id), col(Biopsy.id))
+    ).all()
+    latest: dict[int, tuple[Patient, Biopsy | None, Batch | None]] = {}
+    for patient, biopsy, batch in rows:
+        latest[patient.id or 0] = (patient, biopsy, batch)  # the newest biopsy wins
+    return list(latest.values())
+
+
+def _doses(
+    session: Session, batch_ids: list[int], planned: dict[str, PlannedInfusionPublic]
+) -> dict[int, list[DoseOnBoard]]:
+    vessels = list(
+        session.execute(
+            select(Vessel)
+            .where(col(Vessel.batch_id).in_(batch_ids), col(Vessel.is_dose).is_(True))
+            .order_by(col(Vessel.sequence))
+        ).scalars()
+    )
+    last_event: dict[int, str] = {}
+    for vessel_id, event in session.execute(
+        select(CustodyEvent.vessel_id, CustodyEvent.event)
+        .where(col(CustodyEvent.vessel_id).in_([v.id for v in vessels]))
+        .order_by(col(CustodyEvent.occurred_at), col(CustodyEvent.id))
+    ):
+        last_event[vessel_id] = event
+    now = utcnow()
+    found: dict[int, list[DoseOnBoard]] = {batch_id: [] for batch_id in batch_ids}
+    for v in vessels:
+        plan = planned.get(v.code)
+        found[v.batch_id or 0].append(
+            DoseOnBoard(
+                code=v.code,
+                status=v.status,
+                expires_at=v.expires_at,
+                expired=v.expires_at is not None and v.expires_at <= now,
+                location=v.location,
+                at_clinic=last_event.get(v.id or 0) == CustodyKind.RECEIVED
+                and v.status == VesselStatus.RECEIVED,
+                planned_at=plan.planned_at if plan else None,
+            )
+        )
+    return found
+
+
+def _facts(session: Session, settings: Settings, batch_list: list[Batch]) -> dict[int, _Facts]:
+    ids = [b.id or 0 for b in batch_list]
+    current_spec = specifications.in_force(session, settings).id or 0
+    counts = dict(
+        session.execute(
+            select(SpecificationTest.specification_id, func.count()).group_by(
+                col(SpecificationTest.specification_id)
+            )
+        ).all()
+    )
+    results: dict[int, list[QcResult]] = {batch_id: [] for batch_id in ids}
+    for result in session.execute(
+        select(QcResult).where(col(QcResult.batch_id).in_(ids)).order_by(col(QcResult.id))
+    ).scalars():
+        results[result.batch_id].append(result)
+    states = release.release_states(session, ids)
+    alerts = batches.alerts(session, ids)
+    plans = clinic.planned_public(session, clinic.planned(session, ids))
+    by_dose_code = {p.dose_code: p for p in plans}
+    open_deviations: dict[int, list[str]] = {batch_id: [] for batch_id in ids}
+    for batch_id, number in session.execute(
+        select(Deviation.batch_id, Deviation.number).where(
+            col(Deviation.batch_id).in_(ids),
+            col(Deviation.status).in_([s.value for s in UNRESOLVED]),
+        )
+    ):
+        open_deviations[batch_id].append(number)
+    doses = _doses(session, ids, by_dose_code)
+    facts = {}
+    for batch in batch_list:
+        batch_id = batch.id or 0
+        outcomes = [r.outcome for r in qc.current(results[batch_id]).values()]
+        facts[batch_id] = _Facts(
+            batch=batch,
+            tests=counts.get(batch.specification_id or current_spec, 0),
+            passed=outcomes.count(Outcome.PASS.value),
+            failed=outcomes.count(Outcome.FAIL.value),
+            state=states.get(batch_id),
+            doses=doses[batch_id],
+            deviations=open_deviations[batch_id],
+            alerts=[a.message for a in alerts[batch_id]],
+            planned=[p for p in plans if p.batch_id == batch_id],
+        )
+    return facts
+
+
+def _readiness(f: _Facts) -> str | None:
+    """Why no dose of the batch can be infused now (None: one can)."""
+    status = BatchStatus(f.batch.status)
+    if status is BatchStatus.COMPLETED:
+        return "every dose infused or disposed"
+    if status in (BatchStatus.REJECTED, BatchStatus.DESTROYED):
+        return f"batch {status.value}"
+    if status is BatchStatus.ON_HOLD:
+        held = f.alerts[-1] if f.alerts else f"deviation(s) {', '.join(f.deviations)} open"
+        return f"on hold: {held}"
+    if status in MANUFACTURING:
+        return f"in manufacturing ({status.value})"
+    if status is BatchStatus.QUARANTINE:
+        if f.passed < f.tests:
+            return f"QC {f.passed} of {f.tests} complete" + (
+                f", {f.failed} failed" if f.failed else ""
+            )
+        return "QC complete; awaiting QA release"
+    if status not in SUPPLIED_STATES or f.state is None:
+        return f"batch {status.value}"
+    if not f.state.supplies:
+        return f.state.describe()
+    usable = [d for d in f.doses if d.status != VesselStatus.INFUSED]
+    if not usable:
+        return "every dose infused"
+    at_clinic = [d for d in usable if d.at_clinic]
+    if not at_clinic:
+        travelling = any(d.status == VesselStatus.DISPATCHED for d in usable)
+        return (
+            "dose dispatched, not yet received at clinic"
+            if travelling
+            else "dose not yet received at clinic"
+        )
+    if all(d.expired for d in at_clinic):
+        return "dose at clinic expired"
+    return None
+
+
+def readiness(session: Session, settings: Settings) -> list[ReadinessRow]:
+    """The board, one row per patient (newest biopsy), ready ones first."""
+    patients = _latest_per_patient(session)
+    batch_list = [batch for _, _, batch in patients if batch is not None]
+    facts = _facts(session, settings, batch_list)
+    rows = []
+    for patient, biopsy, batch in patients:
+        f = facts.get(batch.id or 0) if batch is not None else None
+        if f is None:
+            reason = (
+                "no biopsy registered"
+                if biopsy is None
+                else "biopsy not yet received at the lab"
+                if biopsy.received_at is None
+                else "biopsy received; batch not registered yet"
+            )
+        else:
+            reason = _readiness(f)
+        rows.append(
+            ReadinessRow(
+                patient_id=patient.id or 0,
+                mrn=patient.mrn,
+                batch_id=batch.id if batch else None,
+                status=batch.status if batch else None,
+                ready=reason is None,
+                reason=reason,
+                doses=f.doses if f else [],
+                patient_name=f"{patient.family_name}, {patient.given_name}",
+                batch_number=batch.batch_number if batch else None,
+                biopsy_collected_at=biopsy.collected_at if biopsy else None,
+                qc_passed=f.passed if f else 0,
+                qc_total=f.tests if f else 0,
+                release=f.state.describe() if f and f.state else None,
+                alerts=f.alerts if f else [],
+                planned_infusions=f.planned if f else [],
+            )
+        )
+    return sorted(rows, key=lambda r: (not r.ready, r.patient_name))
