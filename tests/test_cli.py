@@ -85,7 +85,7 @@ def test_demo_is_idempotent_and_prints_logins(cli_db):
         "registered",
         "expansion",
         "quarantine",
-        "released",
+        "issued",  # released, its first dose dispatched to the clinic
         "conditionally_released",
         "on_hold",
     }

@@ -145,3 +145,53 @@ def test_rel1_the_qa_queue_lists_batches_awaiting_a_decision_and_open_deviations
     assert "awaiting" in queue.text.lower()
     _page_login(api, Role.TECHNICIAN)
     assert api.client.get("/qa").status_code == 403
+
+
+def _at_clinic(api):
+    """A released batch whose first dose was dispatched and received: (batch, dose, patient)."""
+    batch, doses = api.released(doses=2)
+    move = {"event": "dispatched", "location": "Courier", "temperature_c": 5.0}
+    assert api.post(Role.TECHNICIAN, f"/vessels/{doses[0]}/custody", move).status_code == 201
+    move = {"event": "received", "location": "Ward 4", "temperature_c": 6.0}
+    assert api.post(Role.CLINICIAN, f"/vessels/{doses[0]}/custody", move).status_code == 201
+    patient = api.get(Role.CLINICIAN, f"/patients/{batch['patient_id']}").json()
+    return batch, doses[0], patient
+
+
+def test_cln1_the_clinic_board_page_shows_ready_and_the_reason_when_not(api):
+    """CLN-1 on the page: the ready patient is marked READY, another shows why not."""
+    batch, _, patient = _at_clinic(api)
+    waiting, _ = api.formulated(doses=1)
+    _page_login(api, Role.CLINICIAN)
+    page = api.client.get("/clinic")
+    assert page.status_code == 200
+    assert "READY" in page.text and patient["mrn"] in page.text
+    assert batch["batch_number"] in page.text and waiting["batch_number"] in page.text
+    assert "QC 0 of 8 complete" in page.text
+    _page_login(api, Role.TECHNICIAN)
+    assert api.client.get("/clinic").status_code == 403
+
+
+def test_coi6_the_bedside_page_confirms_identity_then_records_the_witnessed_infusion(api, db):
+    """COI-6 on the page: a wrong wristband is a refusal page; the right one is confirmed, and
+    the infusion is recorded only with a second clinician's password."""
+    batch, dose, patient = _at_clinic(api)
+    witness = make_user(db, api.settings, roles=[Role.CLINICIAN])
+    _page_login(api, Role.CLINICIAN)
+    form = {"wristband_mrn": patient["mrn"], "birth_date": patient["birth_date"], "dose_code": dose}
+    wrong = api.client.post("/bedside/verify", data=form | {"wristband_mrn": "MRN-OTHER"})
+    assert wrong.status_code == 409 and "STOP" in wrong.text
+    confirmed = api.client.post("/bedside/verify", data=form)
+    assert confirmed.status_code == 200 and "IDENTITY CONFIRMED" in confirmed.text
+    refused = api.client.post(
+        "/bedside/infuse",
+        data=form | {"witness_username": witness.username, "witness_password": "wrong-one"},
+    )
+    assert refused.status_code == 401
+    assert api.get(Role.QA, f"/batches/{batch['id']}").json()["status"] == "issued"
+    recorded = api.client.post(
+        "/bedside/infuse",
+        data=form | {"witness_username": witness.username, "witness_password": PASSWORD},
+    )
+    assert recorded.status_code == 200 and "INFUSION RECORDED" in recorded.text
+    assert len(audit_events(db, AuditAction.INFUSION_RECORDED)) == 1

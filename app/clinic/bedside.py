@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from app.audit import service as audit
@@ -26,6 +26,7 @@ from app.errors import (
     NotReleased,
 )
 from app.identity.codes import normalize, parse_vessel_code
+from app.patients.models import Patient
 from app.release import service as release
 from app.release.service import ReleaseState
 from app.storage.models import CustodyEvent
@@ -36,6 +37,9 @@ from app.vessels.states import VesselStatus
 SUPPLIED_STATES = frozenset(
     {BatchStatus.RELEASED, BatchStatus.CONDITIONALLY_RELEASED, BatchStatus.ISSUED}
 )
+# A completed batch was supplied: every dose of it is infused or disposed, which the later
+# checks name (a dose scanned again after the last infusion is `already_infused`).
+BEDSIDE_STATES = SUPPLIED_STATES | {BatchStatus.COMPLETED}
 CHECKS = ("code", "patient identity", "release", "not infused", "at clinic", "not expired")
 
 
@@ -46,8 +50,25 @@ class Verified:
     at: datetime
 
 
-def _same_mrn(wristband: str, mrn: str) -> bool:
-    return normalize(wristband) == normalize(mrn)
+def _same_mrn(session: Session, wristband: str, patient: Patient) -> bool:
+    """The wristband reads as the patient's MRN, forgiving case and scanner noise; but MRNs are
+    unique only as typed, so a case variant is refused when another live patient's MRN reads the
+    same (`ab12` and `AB12` may be two patients)."""
+    if wristband.strip() == patient.mrn:
+        return True
+    scanned = normalize(wristband)
+    if scanned != normalize(patient.mrn):
+        return False
+    namesake = session.execute(
+        select(Patient.id)
+        .where(
+            func.upper(Patient.mrn) == scanned,
+            col(Patient.id) != patient.id,
+            col(Patient.voided_at).is_(None),
+        )
+        .limit(1)
+    ).first()
+    return namesake is None
 
 
 def latest_custody(session: Session, vessel_id: int) -> CustodyEvent | None:
@@ -63,14 +84,15 @@ def _checked(session: Session, data: BedsideCheck, found: VesselIdentity) -> Ver
     vessel, patient, batch = found.vessel, found.patient, found.batch
     if not vessel.is_dose or batch is None:
         raise InvalidRequest(f"Vessel {vessel.code} is not a dose; only doses are infused.")
-    if not (_same_mrn(data.wristband_mrn, patient.mrn) and data.birth_date == patient.birth_date):
+    same_mrn = _same_mrn(session, data.wristband_mrn, patient)
+    if not (same_mrn and data.birth_date == patient.birth_date):
         raise IdentityMismatch(
             f"STOP: dose {vessel.code} does not belong to the patient identified by this "
             "wristband and birth date. Do not infuse; set the dose aside and call the lab."
         )
     states = release.release_states(session, [batch.id or 0])
     state = states.get(batch.id or 0)
-    if BatchStatus(batch.status) not in SUPPLIED_STATES or state is None or not state.supplies:
+    if BatchStatus(batch.status) not in BEDSIDE_STATES or state is None or not state.supplies:
         why = state.describe() if state is not None else "not released"
         raise NotReleased(
             f"Dose {vessel.code} may not be infused: its batch {batch.batch_number} is "
