@@ -65,8 +65,8 @@ class Box:
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """A stroke; `zero_slash` lines are the slashes of mono zeros (ZPL uses an OCR-B font that
-    needs none)."""
+    """A stroke; `zero_slash` lines are the slashes of the layout font's zeros (ZPL prints text
+    in the printer's own font, where they would not line up, so it leaves them out)."""
 
     x1: float
     y1: float
@@ -99,9 +99,18 @@ def mono_width(text: str, size: float) -> float:
     return len(text) * MONO_ADVANCE * size
 
 
-def _fit(text: str, size: float, width: float) -> float:
-    """The largest size up to `size` at which `text` fits in `width`."""
-    return min(size, width / max(1, len(text)) / MONO_ADVANCE)
+MIN_TEXT = 1.8  # mm: below this a printed line is no longer read reliably
+
+
+def _fitted(
+    x: float, y: float, size: float, width: float, text: str, *, bold: bool = False
+) -> Text:
+    """`text` at the largest size up to `size` that fits `width`, never below MIN_TEXT: what
+    still does not fit is cut with an ellipsis."""
+    fitted = max(MIN_TEXT, min(size, width / max(1, len(text)) / MONO_ADVANCE))
+    room = int(width / (fitted * MONO_ADVANCE))
+    shown = text if len(text) <= room else text[: max(room - 1, 1)] + "…"
+    return Text(x, y, fitted, shown, bold=bold)
 
 
 def _mono(x: float, y: float, size: float, text: str, *, bold: bool = True) -> list[Item]:
@@ -146,7 +155,7 @@ def vessel_label(content: LabelContent) -> Label:
     items += _mono(x, 5.2, 2.35, content.code)
     items += _din(x, 9.4, 1.95, content)
     what = f"{content.kind.replace('_', ' ')} · P{content.passage}"
-    items.append(Text(x, 13.6, _fit(what, 2.3, 50.0 - x - 0.5), what))
+    items.append(_fitted(x, 13.6, 2.3, 50.0 - x - 0.5, what))
     items += _mono(x, 17.6, 2.1, content.made_on.isoformat(), bold=False)
     if content.reprint:
         items.append(Text(x, 22.0, 2.3, "REPRINT", bold=True))
@@ -166,16 +175,17 @@ def dose_label(content: LabelContent) -> Label:
         Box(x - 1.0, 1.6, 68.5, 5.8, 0.4),
     ]
     width = 100.0 - x - 1.5
-    items.append(Text(x, 12.5, _fit(dose.patient_name, 3.6, width), dose.patient_name, bold=True))
+    items.append(_fitted(x, 12.5, 3.6, width, dose.patient_name, bold=True))
     born = f"born {dose.birth_date.isoformat()} · MRN {dose.mrn}"
-    items.append(Text(x, 17.0, _fit(born, 2.8, width), born))
+    items.append(_fitted(x, 17.0, 2.8, width, born))
     items += [Text(x, 21.5, 2.8, "COI "), *_mono(x + 7.0, 21.5, 2.8, dose.coi)]
     items += _mono(x, 27.0, 3.2, content.code)
     items += _din(x, 32.0, 2.8, content)
     expires = dose.expires_at.strftime("%Y-%m-%d %H:%M UTC")
     items.append(Text(x, 37.0, 2.8, f"EXP {expires}", bold=True))
     items.append(Text(x, 41.5, 2.8, f"{dose.cell_count:,} viable cells · {dose.volume_ml:g} mL"))
-    items.append(Text(x, 46.0, 2.4, f"{content.kind} · P{content.passage} · {content.made_on}"))
+    what = f"{content.kind.replace('_', ' ')} · P{content.passage} · {content.made_on}"
+    items.append(Text(x, 46.0, 2.4, what))
     if content.reprint:
         items.append(Text(80.0, 46.0, 3.0, "REPRINT", bold=True))
     return Label(100.0, 50.0, tuple(items))

@@ -190,6 +190,8 @@ def print_batch(
     logged as a print."""
     context = batches.get(session, batch_id, lock=True)
     vessels = _batch_vessels(session, context, live_only=live_only)
+    if not vessels:
+        raise InvalidState(f"Batch {context.batch.batch_number} has no vessel in use to label.")
     prints = _log(session, actor=actor, vessels=vessels, fmt=fmt.value, dpi=dpi, printer=printer)
     audit.record(
         session,

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from httpx import Response
 from PIL import ImageChops
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -38,8 +39,11 @@ from tests.labels.support import (
 
 FAMILY, GIVEN = "Müller-Łukasiewicz", "Zoë"
 BORN = "1987-02-03"
-# Given with an offset: the label must show it in UTC.
-EXPIRES = datetime(2031, 6, 30, 23, 45, tzinfo=UTC)
+# Given with a +02:00 offset: the label must show it in UTC (a late hour: another date at +02:00).
+EXPIRES = (datetime.now(UTC) + timedelta(days=3)).replace(
+    hour=23, minute=45, second=0, microsecond=0
+)
+EXP_TEXT = EXPIRES.strftime("EXP %Y-%m-%d 23:45 UTC")
 
 
 @dataclass
@@ -91,7 +95,7 @@ def batch(api: Api) -> Batch:
     return _formulated(api)
 
 
-def _label(api: Api, code: str, role: Role = Role.TECHNICIAN, **params: Any):  # type: ignore[no-untyped-def]
+def _label(api: Api, code: str, role: Role = Role.TECHNICIAN, **params: Any) -> Response:
     response = api.get(role, f"/vessels/{code}/label", params=params)
     assert response.status_code == 200, response.text
     return response
@@ -194,7 +198,7 @@ def test_lbl1_lbl2_svg_says_what_the_records_say(api: Api, batch: Batch) -> None
         assert f"{FAMILY.upper()}, {GIVEN}" in strings  # MÜLLER-ŁUKASIEWICZ, Zoë
         assert BORN in joined and patient["mrn"] in joined
         assert patient["coi"] == batch.coi and batch.coi in strings
-        assert "EXP 2031-06-30 23:45 UTC" in strings
+        assert EXP_TEXT in strings
         assert f"{vessel['cell_count']:,} viable cells · {vessel['volume_ml']:g} mL" in strings
         assert f"{vessel['kind']} · P{vessel['passage']} · {made_on}" in strings
 
@@ -233,7 +237,7 @@ def test_lbl3_batch_pdf_roll_one_label_a_page_at_real_size(api: Api, batch: Batc
                 BORN,
                 batch.patient["mrn"],
                 batch.coi,
-                "EXP 2031-06-30 23:45 UTC",
+                EXP_TEXT,
                 f"{vessel['cell_count']:,} viable cells",
                 f"{vessel['volume_ml']:g} mL",
             ]:
@@ -292,7 +296,7 @@ def test_lbl3_zpl_vessel_and_dose_labels(api: Api, batch: Batch, dpi: int) -> No
                 BORN,
                 batch.patient["mrn"],
                 batch.coi,
-                "EXP 2031-06-30 23:45 UTC",
+                EXP_TEXT,
             ]:
                 assert fact in joined, fact
         else:
@@ -302,11 +306,25 @@ def test_lbl3_zpl_vessel_and_dose_labels(api: Api, batch: Batch, dpi: int) -> No
         assert (logged["format"], logged["dpi"]) == ("zpl", dpi)
 
 
-def test_lbl3_zpl_defaults_to_a_203_dpi_printer(api: Api, batch: Batch) -> None:
-    (job,) = zpl_jobs(_label(api, batch.codes[0], format="zpl").text)
+def test_lbl3_default_and_high_resolutions(api: Api, batch: Batch) -> None:
+    """ZPL defaults to a 203 dpi printer, PNG to 300 dpi; 600 dpi is offered too."""
+    code = batch.codes[0]
+    (job,) = zpl_jobs(_label(api, code, format="zpl").text)
     assert (job.width, job.length) == (round(dots(50, 203)), round(dots(25, 203)))
-    image = png_image(_label(api, batch.codes[0], format="png").content)
+    image = png_image(_label(api, code, format="png").content)
     assert image.size == (round(dots(50, 300)), round(dots(25, 300)))
+    fine = png_image(_label(api, code, format="png", dpi=600).content)
+    assert fine.size == (round(dots(50, 600)), round(dots(25, 600)))
+    assert scan(fine).qr == [code]
+    (job,) = zpl_jobs(_label(api, code, format="zpl", dpi=600).text)
+    assert job.width == round(dots(50, 600))
+    history = _history(api, code)
+    assert [(h["format"], h["dpi"]) for h in history] == [
+        ("zpl", 203),
+        ("png", 300),
+        ("png", 600),
+        ("zpl", 600),
+    ]
 
 
 def test_lbl3_batch_zpl_one_label_per_vessel(api: Api, batch: Batch) -> None:

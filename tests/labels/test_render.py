@@ -16,6 +16,7 @@ from app.vessels.states import VesselKind
 from tests.labels.support import (
     DOSE_MM,
     VESSEL_MM,
+    SvgLabel,
     dots,
     page_image,
     page_size_mm,
@@ -201,7 +202,7 @@ def test_coi4_any_label_scans_back_to_its_code_and_din(content: LabelContent, dp
 # -- LBL-1, LBL-2: what a label says --------------------------------------------------------------
 
 
-def _assert_code_line_slashed(label, code: str) -> None:  # type: ignore[no-untyped-def]
+def _assert_code_line_slashed(label: SvgLabel, code: str) -> None:
     text = label.text(code)
     assert text.bold
     zeros = [i for i, char in enumerate(code) if char == "0"]
