@@ -73,6 +73,15 @@ class Settings(BaseSettings):
             )
         if self.environment != "development" and len(self.secret_key) < 32:
             raise ValueError("HOMEWARD_SECRET_KEY must be at least 32 characters in production.")
+        if (
+            self.environment != "development"
+            and self.webhook_urls
+            and len(self.webhook_secret) < 16
+        ):
+            raise ValueError(
+                "HOMEWARD_WEBHOOK_SECRET must be at least 16 characters when webhooks are sent "
+                "in production: receivers verify the signature with it."
+            )
         return self
 
     @property

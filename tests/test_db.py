@@ -95,3 +95,16 @@ def test_production_refuses_the_default_secret():
     Settings(environment="production", secret_key="x" * 40)
     with pytest.raises(ValidationError):
         Settings(facility_id="O1234")  # ISBT facility ids never start with O
+
+
+def test_sec_production_refuses_unsigned_webhooks():
+    """Receivers verify webhook bodies with the shared secret: production needs a real one."""
+    key = "x" * 40
+    with pytest.raises(ValidationError):
+        Settings(environment="production", secret_key=key, webhook_urls=["https://clinic/hook"])
+    Settings(
+        environment="production",
+        secret_key=key,
+        webhook_urls=["https://clinic/hook"],
+        webhook_secret="s" * 16,
+    )

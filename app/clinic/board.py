@@ -48,6 +48,7 @@ class _Facts:
     doses: list[DoseOnBoard]
     deviations: list[str]
     alerts: list[str]
+    holding_alerts: list[str]  # the alerts whose failing result's deviation is still open
     planned: list[PlannedInfusionPublic]
 
 
@@ -121,13 +122,16 @@ def _facts(session: Session, settings: Settings, batch_list: list[Batch]) -> dic
     plans = clinic.planned_public(session, clinic.planned(session, ids))
     by_dose_code = {p.dose_code: p for p in plans}
     open_deviations: dict[int, list[str]] = {batch_id: [] for batch_id in ids}
-    for batch_id, number in session.execute(
-        select(Deviation.batch_id, Deviation.number).where(
+    open_results: set[int] = set()
+    for batch_id, number, qc_result_id in session.execute(
+        select(Deviation.batch_id, Deviation.number, Deviation.qc_result_id).where(
             col(Deviation.batch_id).in_(ids),
             col(Deviation.status).in_([s.value for s in UNRESOLVED]),
         )
     ):
         open_deviations[batch_id].append(number)
+        if qc_result_id is not None:
+            open_results.add(qc_result_id)
     doses = _doses(session, ids, by_dose_code)
     facts = {}
     for batch in batch_list:
@@ -142,6 +146,7 @@ def _facts(session: Session, settings: Settings, batch_list: list[Batch]) -> dic
             doses=doses[batch_id],
             deviations=open_deviations[batch_id],
             alerts=[a.message for a in alerts[batch_id]],
+            holding_alerts=[a.message for a in alerts[batch_id] if a.qc_result_id in open_results],
             planned=[p for p in plans if p.batch_id == batch_id],
         )
     return facts
@@ -155,7 +160,15 @@ def _readiness(f: _Facts) -> str | None:
     if status in (BatchStatus.REJECTED, BatchStatus.DESTROYED):
         return f"batch {status.value}"
     if status is BatchStatus.ON_HOLD:
-        held = f.alerts[-1] if f.alerts else f"deviation(s) {', '.join(f.deviations)} open"
+        # An alert explains the hold only while its result's deviation is open (a resolved
+        # late failure must not stand for a later, different hold).
+        held = (
+            f.holding_alerts[-1]
+            if f.holding_alerts
+            else f"deviation(s) {', '.join(f.deviations)} open"
+            if f.deviations
+            else "held by QA"  # a hold placed by hand, no deviation behind it
+        )
         return f"on hold: {held}"
     if status in MANUFACTURING:
         return f"in manufacturing ({status.value})"

@@ -309,7 +309,8 @@ def planned_public(session: Session, rows: list[PlannedInfusion]) -> list[Planne
             warnings.append(
                 f"planned after the dose expires ({dose.expires_at:%Y-%m-%d %H:%M} UTC)"
             )
-        if not row.window_start <= row.planned_at <= row.window_end:
+        # The first infusion sets the protocol's clock; the later ones keep to their window.
+        if row.sequence > 1 and not row.window_start <= row.planned_at <= row.window_end:
             warnings.append(
                 f"outside the protocol window {row.window_start:%Y-%m-%d} to "
                 f"{row.window_end:%Y-%m-%d}"
