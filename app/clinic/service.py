@@ -37,6 +37,7 @@ from app.errors import (
     InvalidState,
     NotFound,
 )
+from app.identity.codes import normalize
 from app.lifecycle import transition
 from app.vessels.models import Vessel
 from app.vessels.states import VESSEL_LIFECYCLE, VesselStatus
@@ -84,26 +85,44 @@ def verify(session: Session, *, actor: User, data: BedsideCheck) -> BedsidePubli
 
 
 def _witness(session: Session, settings: Settings, *, actor: User, data: InfusionCreate) -> User:
-    """The second clinician, authenticated by their own password (a wrong one is audited and
-    counts towards their lockout)."""
+    """The second clinician, authenticated by their own password. Every refusal is audited; a
+    wrong password also counts towards the witness's lockout."""
+    refusal = partial(
+        audit.record,
+        actor=actor,
+        action=AuditAction.WITNESS_FAILED,
+        entity_type=EntityType.USER,
+        entity_id=None,
+        new={"witness": data.witness_username[:64], "dose_code": normalize(data.dose_code)[:40]},
+    )
     if data.witness_username == actor.username:
-        raise Forbidden("The witness must be a second clinician, not the one administering.")
+        raise Forbidden(
+            "The witness must be a second clinician, not the one administering.",
+            aftermath=refusal,
+        )
     witness = auth.user_by_username(session, data.witness_username)
-    wrong = InvalidCredentials("The witness's username or password is wrong; nothing was recorded.")
+    wrong = "The witness's username or password is wrong; nothing was recorded."
     if witness is None or not witness.active or witness.locked:
         security.burn_password_check(settings, data.witness_password)
-        raise wrong
+        raise InvalidCredentials(wrong, aftermath=refusal)
     if not security.password_matches(settings, witness.password_hash, data.witness_password):
-        wrong.aftermath = partial(
-            auth.record_failed_password,
-            settings=settings,
-            user_id=witness.id or 0,
-            action=AuditAction.WITNESS_FAILED,
-            context={"administered_by": actor.username, "dose_code": data.dose_code[:40]},
+        raise InvalidCredentials(
+            wrong,
+            aftermath=partial(
+                auth.record_failed_password,
+                settings=settings,
+                user_id=witness.id or 0,
+                action=AuditAction.WITNESS_FAILED,
+                context={
+                    "administered_by": actor.username,
+                    "dose_code": normalize(data.dose_code)[:40],
+                },
+            ),
         )
-        raise wrong
     if Role.CLINICIAN not in auth.roles_of(session, witness.id or 0):
-        raise Forbidden(f"{witness.username} is not a clinician; the witness must be one.")
+        raise Forbidden(
+            f"{witness.username} is not a clinician; the witness must be one.", aftermath=refusal
+        )
     return witness
 
 

@@ -366,25 +366,33 @@ def get_decision(session: Session, release_id: int) -> ReleaseDecision:
 
 @dataclass(frozen=True)
 class ReleaseState:
-    """What the clinic needs of QA's decisions on a batch."""
+    """What the clinic needs of QA's decisions on a batch, and of its results since."""
 
     decision: Decision
     pending_tests: list[str]
-    out_of_specification: bool
-    physician_accepted: bool
+    physician_accepted: bool  # an acceptance is recorded for the batch
+    failing_tests: list[str]  # tests whose result in force fails, now
+    accepted_failures: list[str]  # failing tests the latest acceptance was recorded after
 
     @property
     def conditional(self) -> bool:
         return self.decision is Decision.CONDITIONAL_RELEASE
 
     @property
+    def out_of_specification(self) -> bool:
+        return bool(self.failing_tests)
+
+    @property
     def supplies(self) -> bool:
-        """May its doses reach a patient: released, or conditionally released (or out of
-        specification) with the treating physician's acceptance recorded (COI-6)."""
+        """May its doses reach a patient (COI-6): released; a conditional release only with the
+        treating physician's acceptance; a batch with failing results (at release or since)
+        only if the physician's latest acceptance was recorded knowing every one of them
+        (EU GMP Part IV §11.5)."""
         if self.decision is Decision.REJECT:
             return False
-        needs_physician = self.conditional or self.out_of_specification
-        return self.physician_accepted or not needs_physician
+        if self.conditional and not self.physician_accepted:
+            return False
+        return set(self.failing_tests) <= set(self.accepted_failures)
 
     def describe(self) -> str:
         if self.decision is Decision.REJECT:
@@ -392,16 +400,23 @@ class ReleaseState:
         text = "released"
         if self.conditional:
             text = f"conditionally released ({', '.join(self.pending_tests)} pending)"
-        if self.out_of_specification:
-            text += ", out of specification"
-        if self.conditional or self.out_of_specification:
-            accepted = "accepted" if self.physician_accepted else "acceptance not recorded"
+        if self.failing_tests:
+            text += f", out of specification ({', '.join(self.failing_tests)})"
+        if self.conditional or self.failing_tests:
+            accepted = (
+                "accepted"
+                if self.physician_accepted and self.supplies
+                else "acceptance of these results not recorded"
+                if self.physician_accepted
+                else "acceptance not recorded"
+            )
             text += f"; treating physician {accepted}"
         return text
 
 
 def release_states(session: Session, batch_ids: list[int]) -> dict[int, ReleaseState]:
-    """The latest decision of each batch with whether a physician accepted it (two queries)."""
+    """The latest decision of each batch, its failing results now and what the physician
+    accepted (three queries)."""
     if not batch_ids:
         return {}
     latest: dict[int, ReleaseDecision] = {}
@@ -411,19 +426,31 @@ def release_states(session: Session, batch_ids: list[int]) -> dict[int, ReleaseS
         .order_by(col(ReleaseDecision.id))
     ).scalars():
         latest[row.batch_id] = row
-    accepted = set(
-        session.execute(
-            select(PhysicianAcceptance.batch_id).where(
-                col(PhysicianAcceptance.batch_id).in_(batch_ids)
-            )
-        ).scalars()
-    )
-    return {
-        batch_id: ReleaseState(
+    acceptance: dict[int, PhysicianAcceptance] = {}
+    for row in session.execute(
+        select(PhysicianAcceptance)
+        .where(col(PhysicianAcceptance.batch_id).in_(batch_ids))
+        .order_by(col(PhysicianAcceptance.id))
+    ).scalars():
+        acceptance[row.batch_id] = row
+    results: dict[int, list[QcResult]] = {batch_id: [] for batch_id in batch_ids}
+    for result in session.execute(
+        select(QcResult).where(col(QcResult.batch_id).in_(batch_ids)).order_by(col(QcResult.id))
+    ).scalars():
+        results[result.batch_id].append(result)
+    states = {}
+    for batch_id, row in latest.items():
+        failing = sorted(
+            test
+            for test, result in qc.current(results[batch_id]).items()
+            if result.outcome == Outcome.FAIL
+        )
+        accepted = acceptance.get(batch_id)
+        states[batch_id] = ReleaseState(
             decision=Decision(row.decision),
             pending_tests=json.loads(row.pending_tests),
-            out_of_specification=row.out_of_specification,
-            physician_accepted=batch_id in accepted,
+            physician_accepted=accepted is not None,
+            failing_tests=failing,
+            accepted_failures=json.loads(accepted.out_of_specification_tests) if accepted else [],
         )
-        for batch_id, row in latest.items()
-    }
+    return states

@@ -123,7 +123,8 @@ RULES: dict[StepKind, StepRule] = {
     StepKind.DISCARD: StepRule(
         batch_states=_LIVE | {B.ON_HOLD, B.REJECTED, B.DESTROYED},
         input_kinds=frozenset(VesselKind),
-        input_statuses=frozenset({V.ACTIVE, V.THAWED, V.FROZEN}),
+        # A dose may be disposed of wherever it is, the clinic included (an expired dose).
+        input_statuses=frozenset({V.ACTIVE, V.THAWED, V.FROZEN, V.DISPATCHED, V.RECEIVED}),
         inputs=(1, 100),
         output_kinds=frozenset(),
         outputs=(0, 0),
