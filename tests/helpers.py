@@ -2,12 +2,14 @@
 
 import itertools
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 from sqlmodel import Session
 
 from app.audit.models import AuditEvent
@@ -56,6 +58,22 @@ def audit_events(session: Session, action: str | None = None) -> list[AuditEvent
     if action is not None:
         query = query.where(AuditEvent.action == action)
     return list(session.execute(query).scalars())
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """Every SQL statement sent to the database while inside the block (to prove a query count
+    does not grow with the data)."""
+    sent: list[str] = []
+
+    def count(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
 
 
 def ok(response: Response, status: int = 200) -> Any:

@@ -2,17 +2,15 @@
 where the cells are, QC progress, release, doses and plan, and `ready` exactly when a dose can be
 infused now (with the reason when not) — in a fixed number of SQL statements."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from app.auth.permissions import Role
 from app.clinic import board
-from tests.helpers import PASSWORD, Api, error, failing_value, iso, make_user, ok
+from tests.helpers import PASSWORD, Api, error, failing_value, iso, make_user, ok, statements
 
 # -- helpers ---------------------------------------------------------------------------------------
 
@@ -75,26 +73,11 @@ def _close_deviations(api: Api, batch_id: int) -> None:
             ok(api.post(Role.QA, f"/deviations/{deviation['id']}/close", body))
 
 
-@contextmanager
-def _statements(engine: Engine) -> Iterator[list[str]]:
-    """Every SQL statement sent to the database while inside the block."""
-    sent: list[str] = []
-
-    def count(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 def _board_statements(api: Api, engine: Engine) -> tuple[int, dict[int, dict[str, Any]]]:
     """Statements of one board request (after an identical warm-up request, so that a token
     touch, if due, falls outside the count)."""
     _board(api)
-    with _statements(engine) as sent:
+    with statements(engine) as sent:
         rows = _board(api)
     return len(sent), rows
 

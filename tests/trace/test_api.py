@@ -2,16 +2,14 @@
 tree of a batch, a vessel back to its patient, a patient forward to everything made from them,
 the electronic batch record, and a fixed number of SQL round trips however large the tree."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from app.auth.permissions import Role
 from app.identity.codes import DIN, VesselCode
-from tests.helpers import Api, iso, unique
+from tests.helpers import Api, iso, statements, unique
 
 # -- helpers ---------------------------------------------------------------------------------------
 
@@ -420,21 +418,6 @@ def test_coi7_batch_record_needs_batch_read_and_a_known_batch(api):
 # -- a fixed number of SQL round trips -------------------------------------------------------------
 
 
-@contextmanager
-def _statements(engine: Engine) -> Iterator[list[str]]:
-    """Every SQL statement sent to the database while inside the block."""
-    sent: list[str] = []
-
-    def count(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 def _grown_batch(
     api: Api, patient_id: int, *, width: int, rounds: int, doses: int
 ) -> dict[str, Any]:
@@ -467,7 +450,7 @@ def _count(api: Api, engine: Engine, path: str) -> tuple[int, dict[str, Any]]:
     """Statements sent during one GET of `path` (after an identical warm-up call, so the token's
     last-use touch, if due, falls outside the count)."""
     _ok(api.get(Role.QA, path))
-    with _statements(engine) as sent:
+    with statements(engine) as sent:
         body = _ok(api.get(Role.QA, path))
     return len(sent), body
 
