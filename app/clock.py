@@ -1,6 +1,9 @@
 """The one source of the current time: UTC and timezone-aware (CONVENTIONS 11)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+# Clocks of the lab's and clinic's devices drift: a time this far ahead is still accepted.
+CLOCK_SKEW = timedelta(minutes=10)
 
 
 def utcnow() -> datetime:
@@ -13,3 +16,8 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def in_future(moment: datetime) -> bool:
+    """True if `moment` is later than now, beyond the devices' clock drift."""
+    return moment > utcnow() + CLOCK_SKEW

@@ -1,6 +1,5 @@
 """Biopsy registration (a DIN and a labelled tube), receipt at the lab by scanning, voiding."""
 
-from datetime import timedelta
 from functools import partial
 
 from sqlalchemy import select
@@ -14,7 +13,7 @@ from app.batches.models import Batch
 from app.batches.states import BatchStatus
 from app.biopsies.models import Biopsy
 from app.biopsies.schemas import BiopsyCreate, BiopsyPublic, BiopsyReceipt, BiopsyStatus
-from app.clock import utcnow
+from app.clock import in_future, utcnow
 from app.config import Settings
 from app.errors import IdentityMismatch, InvalidRequest, InvalidState, NotFound
 from app.identity.codes import DIN, parse_vessel_code
@@ -25,9 +24,6 @@ from app.patients.models import Patient
 from app.vessels import service as vessels
 from app.vessels.models import Vessel
 from app.vessels.states import VESSEL_LIFECYCLE, VesselKind, VesselStatus
-
-# Clocks of the clinic's devices drift; a collection time this far ahead is still accepted.
-CLOCK_SKEW = timedelta(minutes=10)
 
 
 def status_of(biopsy: Biopsy) -> BiopsyStatus:
@@ -86,7 +82,7 @@ def register(
             f"Patient {patient.coi} is voided; register the biopsy on the redone record."
         )
     now = utcnow()
-    if data.collected_at > now + CLOCK_SKEW:
+    if in_future(data.collected_at):
         raise InvalidRequest("The collection time is in the future.")
     sequence = next_value(session, f"din:{settings.facility_id}:{now.year % 100:02d}")
     din = DIN.build(settings.facility_id, now.year, sequence)
@@ -148,7 +144,7 @@ def receive(
         )
     if data.received_at < biopsy.collected_at:
         raise InvalidRequest("The receipt time is before the collection time.")
-    if data.received_at > utcnow() + CLOCK_SKEW:
+    if in_future(data.received_at):
         raise InvalidRequest("The receipt time is in the future.")
     biopsy.received_at = data.received_at
     biopsy.received_by = actor.id

@@ -41,10 +41,8 @@ def bedside_form(request: Request, principal: Infuser) -> HTMLResponse:
 
 def _check(wristband_mrn: str, birth_date: str, dose_code: str) -> BedsideCheck:
     try:
-        return BedsideCheck(
-            wristband_mrn=wristband_mrn, birth_date=date.fromisoformat(birth_date),
-            dose_code=dose_code,
-        )  # fmt: skip
+        born = date.fromisoformat(birth_date)
+        return BedsideCheck(wristband_mrn=wristband_mrn, birth_date=born, dose_code=dose_code)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise InvalidRequest(f"The form is not valid: {exc}.") from exc
 

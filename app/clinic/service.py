@@ -25,7 +25,7 @@ from app.clinic.schemas import (
     PlannedInfusionPublic,
     Reschedule,
 )
-from app.clock import utcnow
+from app.clock import in_future
 from app.config import Settings
 from app.db import add_unique
 from app.errors import (
@@ -41,8 +41,6 @@ from app.identity.codes import normalize
 from app.lifecycle import transition
 from app.vessels.models import Vessel
 from app.vessels.states import VESSEL_LIFECYCLE, VesselStatus
-
-CLOCK_SKEW = timedelta(minutes=10)
 
 
 def _public_check(checked: bedside.Verified) -> BedsidePublic:
@@ -131,7 +129,7 @@ def infuse(session: Session, settings: Settings, *, actor: User, data: InfusionC
     second clinician, then the dose is infused and the batch completed when nothing is left."""
     checked = bedside.verify(session, actor=actor, data=data, purpose="infusion", lock=True)
     witness = _witness(session, settings, actor=actor, data=data)
-    if data.administered_at > utcnow() + CLOCK_SKEW:
+    if in_future(data.administered_at):
         raise InvalidRequest("The administration time is in the future.")
     found = checked.found
     dose, batch, patient = found.vessel, found.batch, found.patient

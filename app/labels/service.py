@@ -34,9 +34,8 @@ from app.labels.schemas import (
 from app.patients.models import Patient
 from app.vessels.models import Vessel
 from app.vessels.repository import identity_by_code
-from app.vessels.states import VesselStatus
+from app.vessels.states import NO_LONGER_IN_USE, VesselStatus
 
-GONE = frozenset({VesselStatus.CONSUMED, VesselStatus.DISCARDED, VesselStatus.INFUSED})
 MEDIA_TYPES = {
     LabelFormat.SVG: "image/svg+xml",
     LabelFormat.PNG: "image/png",
@@ -171,7 +170,7 @@ def _batch_vessels(session: Session, context: BatchContext, *, live_only: bool) 
     """The batch's vessels in code order, locked in id order (as steps lock them)."""
     query = select(Vessel).where(Vessel.batch_id == context.batch.id).order_by(col(Vessel.id))
     locked = list(session.execute(query.with_for_update()).scalars())
-    chosen = [v for v in locked if not (live_only and VesselStatus(v.status) in GONE)]
+    chosen = [v for v in locked if not (live_only and VesselStatus(v.status) in NO_LONGER_IN_USE)]
     return sorted(chosen, key=lambda v: v.sequence)
 
 
@@ -359,9 +358,9 @@ def reconciliation(session: Session, batch_id: int) -> LabelReconciliation:
         ).scalars()
     )
     valid = {p.vessel_id for p in prints if p.voided_at is None}
-    live = [v for v in vessels if VesselStatus(v.status) not in GONE]
+    live = [v for v in vessels if VesselStatus(v.status) not in NO_LONGER_IN_USE]
     unlabelled = [v.code for v in live if v.id not in valid]
-    gone_ids = {v.id for v in vessels if VesselStatus(v.status) in GONE}
+    gone_ids = {v.id for v in vessels if VesselStatus(v.status) in NO_LONGER_IN_USE}
     return LabelReconciliation(
         batch_id=batch_id,
         vessels=len(vessels),

@@ -3,7 +3,6 @@ batch, so two QA users deciding at the same moment leave exactly one decision.""
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -16,7 +15,7 @@ from app.auth.models import User
 from app.batches import service as batches
 from app.batches.service import BatchContext
 from app.batches.states import BATCH_LIFECYCLE, FINAL, BatchStatus
-from app.clock import utcnow
+from app.clock import in_future
 from app.config import Settings
 from app.deviations import service as deviations
 from app.deviations.models import Deviation
@@ -38,8 +37,6 @@ from app.release.schemas import (
 from app.signatures import service as signatures
 from app.signatures.schemas import Meaning, SignedRecord
 from app.vessels.models import Vessel
-
-CLOCK_SKEW = timedelta(minutes=10)
 
 
 def decide(
@@ -296,7 +293,7 @@ def record_acceptance(
     status = BatchStatus(context.batch.status)
     if status in FINAL:
         raise InvalidState(f"Batch {context.batch.batch_number} is {status}; it is not supplied.")
-    if data.accepted_at > utcnow() + CLOCK_SKEW:
+    if in_future(data.accepted_at):
         raise InvalidRequest("The acceptance time is in the future.")
     failing = sorted(
         test

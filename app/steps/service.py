@@ -3,7 +3,6 @@ the inputs on the server (COI-2), the step's rule (rules.py) applied, everything
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -18,7 +17,7 @@ from app.batches import service as batches
 from app.batches.service import BatchContext
 from app.batches.states import BATCH_LIFECYCLE, BatchStatus
 from app.biopsies.models import Biopsy
-from app.clock import utcnow
+from app.clock import in_future, utcnow
 from app.config import Settings
 from app.errors import IdentityMismatch, InvalidRequest, InvalidState, NotFound
 from app.identity.codes import parse_vessel_code
@@ -35,7 +34,6 @@ from app.vessels.models import Vessel
 from app.vessels.service import DoseFacts
 from app.vessels.states import VESSEL_LIFECYCLE, VesselKind, VesselStatus
 
-CLOCK_SKEW = timedelta(minutes=10)
 GONE = frozenset({VesselStatus.CONSUMED, VesselStatus.DISCARDED})
 
 
@@ -163,7 +161,7 @@ def record(
     _check_inputs(rule, inputs, data.kind)
     now = utcnow()
     performed_at = data.performed_at or now
-    if performed_at > now + CLOCK_SKEW:
+    if in_future(performed_at):
         raise InvalidRequest("The step's time is in the future.")
     lot_uses = [m if isinstance(m, MaterialUse) else MaterialUse(lot_id=m) for m in data.materials]
     materials.usable_lots(session, [use.lot_id for use in lot_uses], at=performed_at)

@@ -1,6 +1,5 @@
 """Storage locations and custody: where every vessel is, who moved it, at what temperature."""
 
-from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -15,7 +14,7 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
 from app.batches.states import BatchStatus
-from app.clock import utcnow
+from app.clock import in_future, utcnow
 from app.config import Settings
 from app.db import add_unique
 from app.deviations import service as deviations
@@ -41,7 +40,7 @@ from app.storage.schemas import (
 )
 from app.vessels.models import Vessel
 from app.vessels.repository import VesselIdentity, identity_by_code
-from app.vessels.states import VESSEL_LIFECYCLE, VesselStatus
+from app.vessels.states import NO_LONGER_IN_USE, VESSEL_LIFECYCLE, VesselStatus
 
 # Who records which custody event (DESIGN §11): the lab moves and dispatches, the clinic receives.
 EVENT_PERMISSION = {
@@ -62,10 +61,6 @@ FIRST_ISSUE = frozenset({BatchStatus.RELEASED, BatchStatus.CONDITIONALLY_RELEASE
 class StorageType(StrEnum):
     FRESH = "fresh"
     CRYOPRESERVED = "cryopreserved"
-
-
-CLOCK_SKEW = timedelta(minutes=10)
-GONE = frozenset({VesselStatus.CONSUMED, VesselStatus.DISCARDED, VesselStatus.INFUSED})
 
 
 def create_location(session: Session, *, actor: User, data: LocationCreate) -> Location:
@@ -161,11 +156,11 @@ def record_custody(
     if found is None:
         raise NotFound(f"No vessel has code {parsed}.")
     vessel = found.vessel
-    if vessel.status in GONE:
+    if vessel.status in NO_LONGER_IN_USE:
         raise InvalidState(f"Vessel {parsed} is {vessel.status}; it no longer moves.")
     now = utcnow()
     occurred_at = data.occurred_at or now
-    if occurred_at > now + CLOCK_SKEW:
+    if in_future(occurred_at):
         raise InvalidRequest("The custody time is in the future.")
     if data.event is CustodyKind.DISPATCHED:
         if not vessel.is_dose:

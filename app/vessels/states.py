@@ -38,6 +38,9 @@ TRANSITIONS: dict[VesselStatus, frozenset[VesselStatus]] = {
     V.INFUSED: frozenset(),
 }
 
+# A vessel in these statuses no longer exists as a container: it moves no more and needs no label.
+NO_LONGER_IN_USE = frozenset({V.CONSUMED, V.DISCARDED, V.INFUSED})
+
 # Statuses in which a vessel can be the input of a processing step.
 USABLE_AS_INPUT = frozenset({V.ACTIVE, V.THAWED})
 
