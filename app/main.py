@@ -27,6 +27,7 @@ from app.deviations.api import router as deviations_router
 from app.errors import HomewardError, InvalidRequest
 from app.labels.api import router as labels_router
 from app.materials.api import router as catalogue_router
+from app.notifications.api import router as notifications_router
 from app.notifications.service import Worker
 from app.patients.api import router as patients_router
 from app.qc.api import router as qc_router
@@ -57,6 +58,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     release_router,
     labels_router,
     clinic_router,
+    notifications_router,
     audit_router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (

@@ -1,7 +1,6 @@
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
@@ -20,9 +19,6 @@ from app.clinic.schemas import (
 )
 from app.config import SettingsDep
 from app.db import SessionDep
-from app.notifications import service as notifications
-from app.patients import service as patients
-from app.trace import report
 from app.types import Id
 
 router = APIRouter(tags=["clinic"])
@@ -32,8 +28,6 @@ Verifier = Annotated[Principal, Depends(require(Permission.INFUSION_VERIFY))]
 Infuser = Annotated[Principal, Depends(require(Permission.INFUSION_RECORD))]
 Planner = Annotated[Principal, Depends(require(Permission.INFUSION_PLAN))]
 Reader = Annotated[Principal, Depends(require(Permission.BATCH_READ))]
-Tracer = Annotated[Principal, Depends(require(Permission.TRACE_REPORT))]
-WebhookReader = Annotated[Principal, Depends(require(Permission.WEBHOOKS_READ))]
 
 
 @router.get("/clinic/readiness", response_model=list[ReadinessRow])
@@ -83,28 +77,3 @@ def reschedule(
 ) -> PlannedInfusionPublic:
     """Move a planned infusion, with a reason (audited)."""
     return service.reschedule(session, actor=p.user, planned_id=planned_id, data=body)
-
-
-@router.get("/patients/{patient_id}/trace-report", response_class=Response)
-def trace_report(
-    patient_id: Id,
-    session: SessionDep,
-    _: Tracer,
-    format: Annotated[Literal["html", "pdf"], Query()] = "html",
-) -> Response:
-    """From biopsy to every infusion and back (COI-7, 21 CFR 1271.290), as HTML or PDF."""
-    patients.get(session, patient_id)
-    found = report.build(session, patient_id)
-    if format == "pdf":
-        return Response(
-            report.pdf(found),
-            media_type="application/pdf",
-            headers={"Content-Disposition": 'inline; filename="trace-report.pdf"'},
-        )
-    return HTMLResponse(report.html(found))
-
-
-@router.get("/webhooks/deliveries")
-def webhook_deliveries(session: SessionDep, _: WebhookReader) -> list[dict[str, Any]]:
-    """The delivery log of outbound notifications, newest first, with every attempt."""
-    return notifications.deliveries(session)

@@ -1,6 +1,7 @@
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import HTMLResponse
 
 from app.audit import service as audit
 from app.audit.api import csv_response
@@ -12,6 +13,7 @@ from app.config import SettingsDep
 from app.db import SessionDep
 from app.patients import service
 from app.patients.schemas import MRN, PatientCreate, PatientPublic, VoidRequest
+from app.trace import report
 from app.trace import service as trace
 from app.types import Id
 
@@ -20,6 +22,7 @@ router = APIRouter(tags=["patients"])
 Registrar = Annotated[Principal, Depends(require(Permission.PATIENT_REGISTER))]
 Reader = Annotated[Principal, Depends(require(Permission.PATIENT_READ))]
 Voider = Annotated[Principal, Depends(require(Permission.PATIENT_VOID))]
+Tracer = Annotated[Principal, Depends(require(Permission.TRACE_REPORT))]
 
 
 @router.post("/patients", response_model=PatientPublic, status_code=201)
@@ -69,3 +72,22 @@ def patient_trail_csv(patient_id: Id, session: SessionDep, _: PatientAuditReader
 def patient_trace(patient_id: Id, session: SessionDep, _: Reader) -> dict[str, Any]:
     """The patient forward to every biopsy, batch, vessel and dose (COI-7)."""
     return trace.patient_trace(session, patient_id)
+
+
+@router.get("/patients/{patient_id}/trace-report", response_class=Response)
+def trace_report(
+    patient_id: Id,
+    session: SessionDep,
+    _: Tracer,
+    format: Annotated[Literal["html", "pdf"], Query()] = "html",
+) -> Response:
+    """From biopsy to every infusion and back (COI-7, 21 CFR 1271.290), as HTML or PDF."""
+    service.get(session, patient_id)
+    found = report.build(session, patient_id)
+    if format == "pdf":
+        return Response(
+            report.pdf(found),
+            media_type="application/pdf",
+            headers={"Content-Disposition": 'inline; filename="trace-report.pdf"'},
+        )
+    return HTMLResponse(report.html(found))

@@ -19,7 +19,7 @@ from app.clock import in_future
 from app.config import Settings
 from app.deviations import service as deviations
 from app.deviations.models import Deviation
-from app.errors import Forbidden, GateNotMet, InvalidRequest, InvalidState, NotFound
+from app.errors import Forbidden, GateNotMet, InvalidRequest, InvalidState
 from app.lifecycle import transition
 from app.notifications import service as notifications
 from app.qc import service as qc
@@ -352,13 +352,6 @@ def acceptance_public(row: PhysicianAcceptance, recorded_by: str) -> PhysicianAc
         recorded_by=recorded_by,
         recorded_at=row.recorded_at,
     )
-
-
-def get_decision(session: Session, release_id: int) -> ReleaseDecision:
-    found = session.get(ReleaseDecision, release_id)
-    if found is None:
-        raise NotFound(f"No release decision has id {release_id}.")
-    return found
 
 
 @dataclass(frozen=True)
