@@ -26,8 +26,15 @@ class Settings(BaseSettings):
     # the suite fast; production must not.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65_536, ge=1024)
-    # Worker threads for sync endpoints; FastAPI's default 40 halves scan throughput (DESIGN §12).
+    # Requests each server process works on at once, each in one thread with one database
+    # connection (docs/adr/0014). FastAPI's default 40 threads halves scan throughput (DESIGN §12).
     threadpool_size: int = Field(default=8, ge=1, le=200)
+    # The longest a request waits for a worker slot, a pool connection, a row lock or SQLite's
+    # write lock before it is answered 503 busy with nothing changed (DESIGN §12 overload).
+    busy_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    # PostgreSQL's bound on any one statement, and on a transaction left idle (a safety net:
+    # no code path leaves one idle, but a lock must never outlive its request).
+    statement_timeout_s: float = Field(default=5.0, gt=0, le=600)
     # Culture clocks (starting points, not clinical advice): past a soft limit the batch shows a
     # warning; a step that would go past a hard limit is refused.
     culture_passage_soft: int = Field(default=6, ge=0)
@@ -88,6 +95,12 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def pool_size(self) -> int:
+        """Connections per process: one per request slot, plus one for the background worker
+        and one for the health check, so no slot ever waits for a connection."""
+        return self.threadpool_size + 2
+
 
 @lru_cache
 def get_settings() -> Settings:
@@ -95,7 +108,7 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def _settings_of(request: Request) -> Settings:
+async def _settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 

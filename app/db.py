@@ -1,20 +1,24 @@
 """Engine, the per-request session (the ONLY place that commits), and database-portable types."""
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from sqlalchemy import DateTime, Engine, MetaData, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
 
 from app.clock import as_utc
-from app.errors import HomewardError
+from app.config import Settings
+from app.errors import Busy, HomewardError
 
 # Stable constraint names, so alembic revisions are reviewable and portable (CONVENTIONS 13).
 SQLModel.metadata.naming_convention = {
@@ -46,20 +50,73 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else as_utc(value)
 
 
-def make_engine(url: str, *, pool: bool = True) -> Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How long a request may wait on the database, and how many connections a process keeps."""
+
+    busy_timeout_s: float
+    statement_timeout_s: float
+    pool_size: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Limits":
+        return cls(settings.busy_timeout_s, settings.statement_timeout_s, settings.pool_size)
+
+
+DEFAULT_LIMITS = Limits.of(Settings.model_construct())  # the settings' defaults, env unread
+
+
+def make_engine(url: str, *, pool: bool = True, limits: Limits = DEFAULT_LIMITS) -> Engine:
+    """An engine for `url` whose every wait is bounded by `limits` (DESIGN §12 overload).
+
+    SQLite gets WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for transactions that
+    write. PostgreSQL gets lock, statement and idle-in-transaction timeouts, and a fixed pool.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": limits.busy_timeout_s},
             poolclass=None if pool else NullPool,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, limits)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    busy_ms, statement_ms = (
+        int(limits.busy_timeout_s * 1000),
+        int(limits.statement_timeout_s * 1000),
+    )
+    options = (
+        f"-c lock_timeout={busy_ms} -c statement_timeout={statement_ms} "
+        f"-c idle_in_transaction_session_timeout={max(statement_ms, 10_000)}"
+    )
+    return create_engine(
+        url,
+        connect_args={"options": options},
+        # No pre-ping: it is a round trip on every checkout; a dead connection fails its request
+        # once (503 busy) and the pool replaces it.
+        pool_pre_ping=False,
+        pool_size=limits.pool_size,
+        max_overflow=0,
+        pool_timeout=limits.busy_timeout_s,
+        pool_recycle=3600,
+    )
 
 
-def _configure_sqlite(engine: Engine) -> None:
+# Set by `reads_only()`: the current thread's transactions only read, so on SQLite they begin
+# deferred and never take (or wait for) the write lock.
+_READS_ONLY: ContextVar[bool] = ContextVar("homeward_reads_only", default=False)
+
+
+@contextmanager
+def reads_only() -> Iterator[None]:
+    """Transactions begun inside only read: on SQLite they start deferred, not IMMEDIATE."""
+    token = _READS_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _READS_ONLY.reset(token)
+
+
+def _configure_sqlite(engine: Engine, limits: Limits) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not pysqlite, decide when transactions begin (see "begin" below).
@@ -67,15 +124,38 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(limits.busy_timeout_s * 1000)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Take the write lock up front: a deferred transaction that reads and then writes can
-        # fail with "database is locked" when another writer got in between (DESIGN §12).
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that writes takes the write lock up front: a deferred one that reads and
+        # then writes can fail with "database is locked" when another writer got in between
+        # (DESIGN §12). Reads begin deferred, so they never wait behind a writer (WAL).
+        connection.exec_driver_sql("BEGIN" if _READS_ONLY.get() else "BEGIN IMMEDIATE")
+
+
+# PostgreSQL errors that mean "waited too long or lost a lock race": lock_timeout,
+# statement_timeout, deadlock victim, serialization failure, too many connections.
+_BUSY_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001", "53300"})
+
+
+def busy_error(exc: BaseException) -> Busy | None:
+    """The 503 `busy` answer for a database wait that ran past its bound, or None."""
+    if isinstance(exc, PoolTimeout):
+        return Busy("The server is at capacity (no database connection was free); retry shortly.")
+    if not isinstance(exc, DBAPIError):
+        return None
+    original = exc.orig
+    if getattr(original, "sqlstate", None) in _BUSY_SQLSTATES:
+        return Busy(
+            "The records this request needs are in use by another request; nothing was "
+            "changed, retry shortly."
+        )
+    if isinstance(original, sqlite3.OperationalError) and "locked" in str(original):
+        return Busy("The database is busy with another change; nothing was changed, retry shortly.")
+    return None
 
 
 SessionFactory = Callable[[], Session]
@@ -87,32 +167,47 @@ def session_factory_for(engine: Engine) -> SessionFactory:
 
 
 @contextmanager
-def unit_of_work(factory: SessionFactory) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error.
+def transaction(session: Session) -> Iterator[Session]:
+    """One transaction on `session`: commit on success, roll back on any error.
 
     A refused operation changes nothing, except that a `HomewardError` may carry an `aftermath`
     (the audit event of a failed login, a scan mismatch, a failed signature...), which is written
-    and committed in a fresh transaction after the rollback.
+    and committed in a fresh transaction after the rollback. A database wait past its bound
+    becomes `Busy` (503), after the rollback.
     """
-    with factory() as session:
-        try:
-            yield session
-        except HomewardError as exc:
-            session.rollback()
-            if exc.aftermath is not None:
-                exc.aftermath(session)
-                session.commit()
-            raise
-        except BaseException:
-            session.rollback()
-            raise
-        else:
-            session.commit()
+    try:
+        yield session
+        session.commit()
+    except HomewardError as exc:
+        session.rollback()
+        if exc.aftermath is not None:
+            _write_aftermath(session, exc)
+        raise
+    except Exception as exc:
+        session.rollback()
+        busy = busy_error(exc)
+        if busy is not None:
+            raise busy from exc
+        raise
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's unit of work; with scope="function" it commits before the response is sent."""
-    with unit_of_work(request.app.state.session_factory) as session:
+def _write_aftermath(session: Session, exc: HomewardError) -> None:
+    assert exc.aftermath is not None
+    try:
+        exc.aftermath(session)
+        session.commit()
+    except Exception as failure:
+        session.rollback()
+        busy = busy_error(failure)
+        if busy is not None:
+            raise busy from failure
+        raise
+
+
+@contextmanager
+def unit_of_work(factory: SessionFactory) -> Iterator[Session]:
+    """A new session and one transaction on it (see `transaction`)."""
+    with factory() as session, transaction(session):
         yield session
 
 
@@ -126,6 +221,3 @@ def add_unique(session: Session, obj: SQLModel, conflict: HomewardError) -> None
             session.add(obj)
     except IntegrityError as exc:
         raise conflict from exc
-
-
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -14,6 +14,7 @@ class HomewardError(Exception):
 
     code: ClassVar[str] = "bad_request"
     status: ClassVar[int] = 400
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str, *, aftermath: Aftermath | None = None) -> None:
         super().__init__(detail)
@@ -128,6 +129,14 @@ class PrinterUnavailable(HomewardError):
     """A label printer that cannot be reached: nothing was printed, nothing recorded."""
 
     code, status = "printer_unavailable", 503
+
+
+class Busy(HomewardError):
+    """The server could not start or finish the request within its wait bound (a lock, a pool
+    connection or a worker slot): nothing was changed, and the client may retry."""
+
+    code, status = "busy", 503
+    headers = {"Retry-After": "1"}
 
 
 class PayloadTooLarge(HomewardError):

@@ -22,7 +22,7 @@ from app.biopsies.api import router as biopsies_router
 from app.clinic.api import router as clinic_router
 from app.clinic.pages import router as clinic_pages
 from app.config import Settings, get_settings
-from app.db import SessionFactory, make_engine, session_factory_for
+from app.db import Limits, SessionFactory, make_engine, reads_only, session_factory_for
 from app.deviations.api import router as deviations_router
 from app.errors import HomewardError, InvalidRequest
 from app.labels.api import router as labels_router
@@ -140,9 +140,13 @@ def _is_page(request: Request) -> bool:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HomewardError)
     async def _homeward(request: Request, exc: HomewardError) -> Response:
-        if _is_page(request):
-            return page_error(request, exc)
-        return error_response(exc.status, exc.code, exc.detail)
+        response = (
+            page_error(request, exc)
+            if _is_page(request)
+            else error_response(exc.status, exc.code, exc.detail)
+        )
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -175,7 +179,7 @@ def _health_router() -> APIRouter:
     @router.get("/health")
     def health(request: Request) -> JSONResponse:
         try:
-            with request.app.state.session_factory() as session:
+            with reads_only(), request.app.state.session_factory() as session:
                 session.execute(text("SELECT 1"))
         except Exception:
             return JSONResponse({"status": "error", "database": "error"}, status_code=503)
@@ -191,7 +195,7 @@ def create_app(
     settings = settings or get_settings()
     engine = None
     if session_factory is None:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, limits=Limits.of(settings))
         session_factory = session_factory_for(engine)
 
     @asynccontextmanager

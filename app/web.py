@@ -1,23 +1,22 @@
 """Server-rendered pages: templates, the local-time filter, page authentication, the home page."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
-from app.auth import service as auth
-from app.auth.deps import TOKEN_COOKIE, require
+from app.auth.deps import TOKEN_COOKIE, principal_of, require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
-from app.db import SessionDep
 from app.errors import AccountLocked, HomewardError, InvalidCredentials, NotAuthenticated
+from app.pipeline import Router, SessionDep
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -38,18 +37,18 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
-def page_principal(request: Request, session: SessionDep) -> Principal:
+async def page_principal(request: Request, session: SessionDep) -> Principal:
     """The logged-in user of a page, from the HttpOnly cookie set at login."""
     token = request.cookies.get(TOKEN_COOKIE)
     if not token:
         raise NotAuthenticated("Log in to continue.")
-    return auth.authenticate(session, request.app.state.settings, token)
+    return await principal_of(session, request.app.state.settings, token)
 
 
 PagePrincipal = Annotated[Principal, Depends(page_principal)]
 
 
-def page_require(permission: Permission) -> Callable[[Principal], Principal]:
+def page_require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
     """auth.deps.require for pages: the principal comes from the cookie."""
     return require(permission, source=page_principal)
 
@@ -63,7 +62,7 @@ def page_error(request: Request, exc: HomewardError) -> HTMLResponse | RedirectR
     return render(request, "error.html", status_code=exc.status, error=exc)
 
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 
 @router.get("/", response_class=HTMLResponse)

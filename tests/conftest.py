@@ -123,3 +123,10 @@ def client(settings: Settings, session_factory: SessionFactory) -> Iterator[Test
 @pytest.fixture
 def api(client: TestClient, db: Session, settings: Settings) -> Api:
     return Api(client, db, settings)
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only(request: pytest.FixtureRequest) -> None:
+    """Skip tests marked postgres_only on SQLite, which serializes every writer."""
+    if request.node.get_closest_marker("postgres_only") and not os.environ.get(PG_ENV):
+        pytest.skip("needs PostgreSQL: concurrency between real connections")

@@ -1,17 +1,17 @@
 from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from app.audit import service
 from app.audit.actions import EntityType
 from app.audit.models import AuditEvent
 from app.audit.schemas import AuditEventPublic, VerificationPublic
 from app.auth.deps import AuditReader
-from app.db import SessionDep
+from app.pipeline import Router, SessionDep
 from app.types import Id
 
-router = APIRouter(tags=["audit"])
+router = Router(tags=["audit"])
 
 
 def csv_response(rows: Iterable[AuditEvent], filename: str) -> Response:

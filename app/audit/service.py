@@ -7,7 +7,9 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import or_, select, text
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
 
 from app.audit.actions import AuditAction, EntityType
@@ -35,6 +37,10 @@ def _lock_scope(session: Session, scope: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+_PENDING = "homeward_pending_audit_events"
+HASHED_FIELDS = ROW_COLUMNS[2:]  # everything an event's hash covers (after seq and hash)
+
+
 def record(
     session: Session,
     *,
@@ -47,35 +53,65 @@ def record(
     new: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain of `coi` (or the global chain) in the current transaction."""
-    scope = coi or GLOBAL_SCOPE
-    _lock_scope(session, scope)
-    prev_hash = (
-        session.execute(
-            select(AuditEvent.hash)
-            .where(AuditEvent.scope == scope)
-            .order_by(col(AuditEvent.seq).desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        or GENESIS
+    """Add one event to the chain of `coi` (or the global chain) in the current transaction.
+
+    The event is appended when the transaction commits, as its last statements: the chain lock
+    is held only for the append and the commit, never while the request does anything else.
+    A rolled-back transaction appends nothing. The event's `seq`, `prev_hash` and `hash` are set
+    by that commit.
+    """
+    event = AuditEvent(
+        scope=coi or GLOBAL_SCOPE,
+        prev_hash="",
+        hash="",
+        occurred_at=utcnow(),
+        actor_id=actor.id if isinstance(actor, User) else None,
+        actor=actor.username if isinstance(actor, User) else actor,
+        action=action.value,
+        entity_type=entity_type.value,
+        entity_id=entity_id,
+        old_values=canonical_json(old),
+        new_values=canonical_json(new),
+        reason=reason,
     )
-    fields: dict[str, Any] = {
-        "scope": scope,
-        "prev_hash": prev_hash,
-        "occurred_at": utcnow(),
-        "actor_id": actor.id if isinstance(actor, User) else None,
-        "actor": actor.username if isinstance(actor, User) else actor,
-        "action": action.value,
-        "entity_type": entity_type.value,
-        "entity_id": entity_id,
-        "old_values": canonical_json(old),
-        "new_values": canonical_json(new),
-        "reason": reason,
-    }
-    event = AuditEvent(**fields, hash=event_hash(**fields))
-    session.add(event)
-    session.flush()
+    # Begin the transaction now if nothing has yet: its rollback must drop the pending event.
+    session.connection()
+    session.info.setdefault(_PENDING, []).append(event)
     return event
+
+
+@sa_event.listens_for(OrmSession, "before_commit")
+def _append_pending(session: OrmSession) -> None:
+    pending: list[AuditEvent] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    heads: dict[str, str] = {}
+    # Chains locked in one order (by scope name), so two transactions that append to the same
+    # two chains cannot deadlock.
+    for scope in sorted({event.scope for event in pending}):
+        _lock_scope(session, scope)
+        heads[scope] = (
+            session.execute(
+                select(AuditEvent.hash)
+                .where(AuditEvent.scope == scope)
+                .order_by(col(AuditEvent.seq).desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            or GENESIS
+        )
+    for event in pending:
+        event.prev_hash = heads[event.scope]
+        event.hash = heads[event.scope] = event_hash(
+            **{column: getattr(event, column) for column in HASHED_FIELDS}
+        )
+        session.add(event)
+    session.flush()
+
+
+@sa_event.listens_for(OrmSession, "after_soft_rollback")
+def _drop_pending(session: OrmSession, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 def scope_visible_to(permissions: frozenset[Permission]) -> str | None:

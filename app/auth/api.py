@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.auth import service
@@ -8,10 +8,10 @@ from app.auth.deps import CurrentPrincipal, TokenDep, UserManager
 from app.auth.models import User
 from app.auth.schemas import TokenPublic, UserCreate, UserPublic, UserRolesSet
 from app.config import SettingsDep
-from app.db import SessionDep
+from app.pipeline import Router, SessionDep
 from app.types import Id
 
-router = APIRouter(tags=["auth"])
+router = Router(tags=["auth"])
 
 
 def user_public(user: User, roles: list) -> UserPublic:

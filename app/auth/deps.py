@@ -1,24 +1,26 @@
 """Who is calling, and may they? Every protected route depends on `require(permission)`."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlmodel import Session
 
 from app.auth import service
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.config import SettingsDep
-from app.db import SessionDep
+from app.config import Settings, SettingsDep
 from app.errors import NotAuthenticated
+from app.pipeline import SessionDep, in_thread, run_unit
 
 TOKEN_COOKIE = "homeward_token"
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def request_token(request: Request, header_token: str | None = Depends(bearer)) -> str:
+async def request_token(request: Request, header_token: str | None = Depends(bearer)) -> str:
     """The bearer token of the request: the Authorization header, or the pages' cookie."""
     token = header_token or request.cookies.get(TOKEN_COOKIE)
     if not token:
@@ -29,19 +31,27 @@ def request_token(request: Request, header_token: str | None = Depends(bearer)) 
 TokenDep = Annotated[str, Depends(request_token)]
 
 
-def current_principal(session: SessionDep, settings: SettingsDep, token: TokenDep) -> Principal:
-    return service.authenticate(session, settings, token)
+async def principal_of(session: Session, settings: Settings, token: str) -> Principal:
+    """The token's principal, read in one thread call that also ends its transaction."""
+    authenticate = partial(service.authenticate, session, settings, token)
+    return await in_thread(session, partial(run_unit, session, authenticate, read_only=True))
+
+
+async def current_principal(
+    session: SessionDep, settings: SettingsDep, token: TokenDep
+) -> Principal:
+    return await principal_of(session, settings, token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 def require(
-    permission: Permission, source: Callable[..., Principal] = current_principal
-) -> Callable[[Principal], Principal]:
+    permission: Permission, source: Callable[..., Awaitable[Principal]] = current_principal
+) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that admits only principals (from `source`) whose roles grant `permission`."""
 
-    def dependency(principal: Annotated[Principal, Depends(source)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(source)]) -> Principal:
         principal.require(permission)
         return principal
 

@@ -2,16 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.auth import service
 from app.auth.deps import TOKEN_COOKIE
 from app.config import SettingsDep
-from app.db import SessionDep
+from app.pipeline import Router, SessionDep
 from app.web import PagePrincipal, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -2,11 +2,12 @@
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
 from app.audit import service as audit
@@ -17,7 +18,7 @@ from app.auth.permissions import Permission, Role, permissions_of
 from app.auth.schemas import USERNAME_PATTERN
 from app.clock import as_utc, utcnow
 from app.config import Settings
-from app.db import add_unique
+from app.db import add_unique, busy_error
 from app.errors import (
     AccountLocked,
     Conflict,
@@ -303,21 +304,51 @@ def login(session: Session, settings: Settings, *, username: str, password: str)
 
 
 def authenticate(session: Session, settings: Settings, token: str) -> Principal:
-    """The principal owning a live token; an unknown, revoked or idle-expired token is a 401."""
-    row = session.get(AuthToken, security.token_digest(settings, token))
+    """The principal owning a live token; an unknown, revoked or idle-expired token is a 401.
+
+    Token, user and roles come in one query: this runs on every request.
+    """
+    digest = security.token_digest(settings, token)
+    rows = session.execute(
+        select(AuthToken, User, UserRole.role)
+        .join(User, col(User.id) == col(AuthToken.user_id))
+        .outerjoin(UserRole, col(UserRole.user_id) == col(User.id))
+        .where(col(AuthToken.digest) == digest)
+    ).all()
     ended = NotAuthenticated("Your session has ended or the token is not valid; log in again.")
-    if row is None or row.revoked_at is not None:
+    if not rows:
         raise ended
+    row, user = rows[0][0], rows[0][1]
     now = utcnow()
-    if now - as_utc(row.last_used_at) > timedelta(minutes=settings.token_idle_minutes):
+    idle = now - as_utc(row.last_used_at)
+    if row.revoked_at is not None or idle > timedelta(minutes=settings.token_idle_minutes):
         raise ended
-    user = session.get(User, row.user_id)
-    if user is None or not user.active or user.locked:
+    if not user.active or user.locked:
         raise ended
-    if now - as_utc(row.last_used_at) > TOUCH_INTERVAL:
-        row.last_used_at = now
-        session.add(row)
-    return Principal(user=user, roles=roles_of(session, row.user_id))
+    if idle > TOUCH_INTERVAL:
+        _touch(session, digest, now)
+    return Principal(user=user, roles=frozenset(Role(r) for _, _, r in rows if r is not None))
+
+
+def _touch(session: Session, digest: str, now: datetime) -> None:
+    """Record the token's use; best effort, since it only moves the idle expiry forward.
+
+    On SQLite the request's read transaction may be unable to take the write lock at once
+    (another writer is active): the token is then touched by a later request.
+    """
+    try:
+        with session.begin_nested():
+            session.execute(
+                update(AuthToken)
+                .where(
+                    col(AuthToken.digest) == digest,
+                    col(AuthToken.last_used_at) < now - TOUCH_INTERVAL,
+                )
+                .values(last_used_at=now)
+            )
+    except OperationalError as exc:
+        if busy_error(exc) is None:
+            raise
 
 
 def logout(session: Session, settings: Settings, *, principal: Principal, token: str) -> None:

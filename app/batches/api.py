@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from app.audit.api import csv_response
 from app.audit.schemas import AuditEventPublic
@@ -10,12 +10,12 @@ from app.auth.service import Principal
 from app.batches import record, service
 from app.batches.schemas import BatchCreate, BatchPublic, BatchSummary
 from app.config import SettingsDep
-from app.db import SessionDep
 from app.patients.schemas import VoidRequest
+from app.pipeline import Router, SessionDep
 from app.trace import service as trace
 from app.types import Id
 
-router = APIRouter(tags=["batches"])
+router = Router(tags=["batches"])
 
 Registrar = Annotated[Principal, Depends(require(Permission.BATCH_REGISTER))]
 Reader = Annotated[Principal, Depends(require(Permission.BATCH_READ))]

@@ -2,18 +2,18 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import record, service
 from app.config import SettingsDep
-from app.db import SessionDep
+from app.pipeline import Router, SessionDep
 from app.types import Id
 from app.web import page_require, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 Reader = Annotated[Principal, Depends(page_require(Permission.BATCH_READ))]
 

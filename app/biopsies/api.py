@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
@@ -8,11 +8,11 @@ from app.auth.service import Principal
 from app.biopsies import service
 from app.biopsies.schemas import BiopsyCreate, BiopsyPublic, BiopsyReceipt
 from app.config import SettingsDep
-from app.db import SessionDep
 from app.patients.schemas import VoidRequest
+from app.pipeline import Router, SessionDep
 from app.types import Id
 
-router = APIRouter(tags=["biopsies"])
+router = Router(tags=["biopsies"])
 
 Registrar = Annotated[Principal, Depends(require(Permission.BIOPSY_REGISTER))]
 Receiver = Annotated[Principal, Depends(require(Permission.BIOPSY_RECEIVE))]

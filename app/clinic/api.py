@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
@@ -18,10 +18,10 @@ from app.clinic.schemas import (
     Reschedule,
 )
 from app.config import SettingsDep
-from app.db import SessionDep
+from app.pipeline import Router, SessionDep
 from app.types import Id
 
-router = APIRouter(tags=["clinic"])
+router = Router(tags=["clinic"])
 
 Board = Annotated[Principal, Depends(require(Permission.CLINIC_BOARD))]
 Verifier = Annotated[Principal, Depends(require(Permission.INFUSION_VERIFY))]

@@ -3,7 +3,7 @@
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
@@ -13,12 +13,12 @@ from app.clinic import board, service
 from app.clinic.schemas import BedsideCheck, InfusionCreate
 from app.clock import utcnow
 from app.config import SettingsDep
-from app.db import SessionDep
 from app.errors import InvalidRequest
+from app.pipeline import Router, SessionDep
 from app.types import CodeInput
 from app.web import page_require, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 Board = Annotated[Principal, Depends(page_require(Permission.CLINIC_BOARD))]
 Infuser = Annotated[Principal, Depends(page_require(Permission.INFUSION_RECORD))]

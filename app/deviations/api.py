@@ -1,19 +1,19 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
 from app.config import SettingsDep
-from app.db import SessionDep
 from app.deviations import service
 from app.deviations.models import Deviation
 from app.deviations.schemas import DeviationClose, DeviationCreate, DeviationPublic, DeviationUpdate
+from app.pipeline import Router, SessionDep
 from app.types import Id
 
-router = APIRouter(tags=["deviations"])
+router = Router(tags=["deviations"])
 
 Reader = Annotated[Principal, Depends(require(Permission.BATCH_READ))]
 Opener = Annotated[Principal, Depends(require(Permission.DEVIATION_OPEN))]

@@ -1,12 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import Response
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.db import SessionDep
 from app.labels import service
 from app.labels.schemas import (
     LabelFormat,
@@ -21,9 +20,10 @@ from app.labels.schemas import (
 )
 from app.labels.service import Printed
 from app.patients.schemas import VoidRequest
+from app.pipeline import Router, SessionDep
 from app.types import CodeInput, Id
 
-router = APIRouter(tags=["labels"])
+router = Router(tags=["labels"])
 
 Printer = Annotated[Principal, Depends(require(Permission.LABEL_PRINT))]
 Voider = Annotated[Principal, Depends(require(Permission.LABEL_VOID))]

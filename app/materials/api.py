@@ -1,11 +1,10 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.db import SessionDep
 from app.materials import service
 from app.materials.schemas import (
     EquipmentCreate,
@@ -16,10 +15,11 @@ from app.materials.schemas import (
     MaterialCreate,
     MaterialPublic,
 )
+from app.pipeline import Router, SessionDep
 from app.trace import service as trace
 from app.types import Id
 
-router = APIRouter(tags=["catalogue"])
+router = Router(tags=["catalogue"])
 
 Reader = Annotated[Principal, Depends(require(Permission.CATALOGUE_READ))]
 Manager = Annotated[Principal, Depends(require(Permission.CATALOGUE_MANAGE))]

@@ -1,14 +1,14 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.db import SessionDep
 from app.notifications import service as notifications
+from app.pipeline import Router, SessionDep
 
-router = APIRouter(tags=["notifications"])
+router = Router(tags=["notifications"])
 
 WebhookReader = Annotated[Principal, Depends(require(Permission.WEBHOOKS_READ))]
 

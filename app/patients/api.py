@@ -1,6 +1,6 @@
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from fastapi.responses import HTMLResponse
 
 from app.audit import service as audit
@@ -10,14 +10,14 @@ from app.auth.deps import PatientAuditReader, require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.config import SettingsDep
-from app.db import SessionDep
 from app.patients import service
 from app.patients.schemas import MRN, PatientCreate, PatientPublic, VoidRequest
+from app.pipeline import Router, SessionDep
 from app.trace import report
 from app.trace import service as trace
 from app.types import Id
 
-router = APIRouter(tags=["patients"])
+router = Router(tags=["patients"])
 
 Registrar = Annotated[Principal, Depends(require(Permission.PATIENT_REGISTER))]
 Reader = Annotated[Principal, Depends(require(Permission.PATIENT_READ))]

@@ -1,6 +1,6 @@
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import HTMLResponse, Response
 
 from app.auth.deps import require
@@ -8,7 +8,7 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
 from app.config import SettingsDep
-from app.db import SessionDep
+from app.pipeline import Router, SessionDep
 from app.release import certificate, service
 from app.release.schemas import (
     PhysicianAcceptanceCreate,
@@ -18,7 +18,7 @@ from app.release.schemas import (
 )
 from app.types import Id
 
-router = APIRouter(tags=["release"])
+router = Router(tags=["release"])
 
 Reader = Annotated[Principal, Depends(require(Permission.BATCH_READ))]
 Releaser = Annotated[Principal, Depends(require(Permission.BATCH_RELEASE))]

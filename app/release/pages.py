@@ -2,15 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.config import SettingsDep
-from app.db import SessionDep
 from app.errors import InvalidRequest
+from app.pipeline import Router, SessionDep
 from app.release import service
 from app.release.queue import qa_queue
 from app.release.schemas import Decision, ReleaseCreate
@@ -18,7 +18,7 @@ from app.signatures.schemas import Password
 from app.types import Id, LongText
 from app.web import page_require, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 Releaser = Annotated[Principal, Depends(page_require(Permission.BATCH_RELEASE))]
 

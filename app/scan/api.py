@@ -1,15 +1,15 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.db import SessionDep
+from app.pipeline import Router, SessionDep
 from app.scan import service
 from app.scan.schemas import ScanRequest, ScanResult
 
-router = APIRouter(tags=["scan"])
+router = Router(tags=["scan"])
 
 Scanner = Annotated[Principal, Depends(require(Permission.SCAN))]
 

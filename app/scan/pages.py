@@ -2,18 +2,18 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse
 
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.db import SessionDep
+from app.pipeline import Router, SessionDep
 from app.scan import service
 from app.scan.schemas import ScanExpectation
 from app.types import CodeInput, Id
 from app.web import page_require, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 Scanner = Annotated[Principal, Depends(page_require(Permission.SCAN))]
 

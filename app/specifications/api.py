@@ -1,17 +1,17 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.config import SettingsDep
-from app.db import SessionDep
+from app.pipeline import Router, SessionDep
 from app.specifications import service
 from app.specifications.schemas import SpecificationCreate, SpecificationPublic
 from app.types import Id
 
-router = APIRouter(tags=["quality control"])
+router = Router(tags=["quality control"])
 
 Reader = Annotated[Principal, Depends(require(Permission.BATCH_READ))]
 Author = Annotated[Principal, Depends(require(Permission.SPECIFICATION_MANAGE))]

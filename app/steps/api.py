@@ -1,17 +1,17 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.config import SettingsDep
-from app.db import SessionDep
+from app.pipeline import Router, SessionDep
 from app.steps import service
 from app.steps.schemas import StepCreate, StepPublic
 from app.types import Id
 
-router = APIRouter(tags=["steps"])
+router = Router(tags=["steps"])
 
 Operator = Annotated[Principal, Depends(require(Permission.STEP_RECORD))]
 

@@ -1,19 +1,19 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.config import SettingsDep
-from app.db import SessionDep
 from app.identity.codes import parse_vessel_code
+from app.pipeline import Router, SessionDep
 from app.storage import service
 from app.storage.schemas import CustodyCreate, CustodyPublic, LocationCreate, LocationPublic
 from app.trace import service as trace
 from app.types import CodeInput
 
-router = APIRouter(tags=["storage and custody"])
+router = Router(tags=["storage and custody"])
 
 Reader = Annotated[Principal, Depends(require(Permission.CATALOGUE_READ))]
 Manager = Annotated[Principal, Depends(require(Permission.CATALOGUE_MANAGE))]

@@ -33,7 +33,7 @@ def _record(session, *, coi=None, entity_id=1, **extra):
 )
 def test_aud2_the_database_refuses_update_and_delete_of_audit_events(db, statement):
     _record(db)
-    db.flush()
+    db.commit()  # events are appended at commit (the chain lock is held only then)
     with pytest.raises(DBAPIError, match="append-only"), db.begin_nested():
         db.execute(text(statement))
     assert len(audit_events(db)) == 1
@@ -43,6 +43,7 @@ def test_aud3_events_chain_within_their_scope(db):
     first_a = _record(db, coi="CHA999926000001X")
     global_event = _record(db)
     second_a = _record(db, coi="CHA999926000001X", entity_id=2)
+    db.commit()
     assert first_a.prev_hash == GENESIS
     assert global_event.scope == GLOBAL_SCOPE and global_event.prev_hash == GENESIS
     assert second_a.prev_hash == first_a.hash
@@ -53,6 +54,7 @@ def test_aud3_one_patients_trail_verifies_on_its_own(db, dialect):
     for index in range(5):
         _record(db, coi="CHA999926000001X", entity_id=index)
         _record(db, coi="CHA999926000002Y", entity_id=index)
+    db.commit()
     result = audit.verify_chain(db, scope="CHA999926000002Y")
     assert result.ok and result.events_checked == 5
     _disable_append_only(db, dialect)
@@ -73,6 +75,7 @@ def _disable_append_only(session, dialect: str) -> None:
 
 def test_aud3_verification_names_the_first_tampered_event(db, dialect):
     events = [_record(db, entity_id=index) for index in range(10)]
+    db.commit()
     _disable_append_only(db, dialect)
     db.execute(
         text("UPDATE audit_event SET new_values = :v WHERE seq = :seq"),
@@ -85,6 +88,7 @@ def test_aud3_verification_names_the_first_tampered_event(db, dialect):
 
 def test_aud3_verification_detects_a_deleted_event(db, dialect):
     events = [_record(db, entity_id=index) for index in range(6)]
+    db.commit()
     _disable_append_only(db, dialect)
     db.execute(text("DELETE FROM audit_event WHERE seq = :seq"), {"seq": events[2].seq})
     result = audit.verify_chain(db)
