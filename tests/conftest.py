@@ -24,6 +24,16 @@ from tests.helpers import Api
 PG_ENV = "HOMEWARD_TEST_DATABASE_URL"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked postgres_only are skipped on SQLite (it serializes writers: no interleaving)."""
+    if os.environ.get(PG_ENV):
+        return
+    skip = pytest.mark.skip(reason=f"needs PostgreSQL ({PG_ENV})")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)
+
+
 @contextmanager
 def _migrated_database(directory: Path) -> Iterator[str]:
     """A new database at the newest schema, dropped afterwards: PostgreSQL if configured."""
