@@ -10,6 +10,7 @@ from app.audit.actions import AuditAction, EntityType
 from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.batches.models import Batch, BatchAlert
+from app.batches.repository import lock_batch
 from app.batches.schemas import BatchAlertPublic, BatchPublic, BatchSummary
 from app.batches.states import BATCH_LIFECYCLE, BatchStatus
 from app.biopsies import service as biopsies
@@ -59,9 +60,7 @@ def summary(context: BatchContext) -> BatchSummary:
     )
 
 
-def _contexts(
-    session: Session, *where, limit: int | None = None, lock: bool = False
-) -> list[BatchContext]:
+def _contexts(session: Session, *where, limit: int | None = None) -> list[BatchContext]:
     query = (
         select(Batch, Biopsy, Patient)
         .join(Biopsy, col(Biopsy.id) == Batch.biopsy_id)
@@ -70,13 +69,15 @@ def _contexts(
         .order_by(col(Batch.id).desc())
         .limit(limit)
     )
-    rows = session.execute(query.with_for_update(of=Batch) if lock else query)
-    return [BatchContext(*row) for row in rows]
+    return [BatchContext(*row) for row in session.execute(query)]
 
 
 def get(session: Session, batch_id: int, *, lock: bool = False) -> BatchContext:
-    """The batch with its biopsy and patient; with `lock`, the batch row is locked until commit."""
-    found = _contexts(session, Batch.id == batch_id, lock=lock)
+    """The batch with its biopsy and patient; with `lock`, the batch row is locked until commit
+    and read afresh (`repository.lock_batch`), the first lock of a write path."""
+    if lock:
+        lock_batch(session, batch_id)
+    found = _contexts(session, Batch.id == batch_id)
     if not found:
         raise NotFound(f"No batch has id {batch_id}.")
     return found[0]
