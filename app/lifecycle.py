@@ -1,7 +1,7 @@
 """Lifecycles as data (CONVENTIONS 5): a transition table and the one function that moves."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -26,17 +26,22 @@ class Lifecycle(Generic[S]):
     entity_type: EntityType
     action: AuditAction
     transitions: Mapping[S, frozenset[S]]
+    # States left, besides their `transitions`, only back to the state the record came from (a
+    # hold): state -> the states it may return to. Only `transition(..., returning=True)` uses it.
+    returns: Mapping[S, frozenset[S]] = field(default_factory=dict)
 
     def allowed(self, current: S) -> frozenset[S]:
         return self.transitions[current]
 
-    def check(self, current: S, target: S, *, label: str) -> None:
+    def check(self, current: S, target: S, *, label: str, returning: bool = False) -> None:
         """Refuse an illegal move, naming the current state and the allowed next ones."""
-        if target not in self.transitions[current]:
+        table = self.returns if returning else self.transitions
+        if target not in table.get(current, frozenset()):
             allowed = ", ".join(sorted(self.transitions[current])) or "none (final state)"
+            back = " or back to the state it came from" if current in self.returns else ""
             raise InvalidState(
                 f"{label} is {current.value}; it cannot become {target.value}. "
-                f"Allowed next: {allowed}."
+                f"Allowed next: {allowed}{back}."
             )
 
 
@@ -51,10 +56,13 @@ def transition(
     label: str,
     reason: str | None = None,
     extra: dict[str, Any] | None = None,
+    returning: bool = False,
 ) -> None:
-    """Check, move and audit in one place; an illegal move raises, it is never skipped."""
+    """Check, move and audit in one place; an illegal move raises, it is never skipped.
+
+    `returning` moves back to the state the record came from, by the lifecycle's `returns`."""
     current = type(target)(record.status)
-    lifecycle.check(current, target, label=label)
+    lifecycle.check(current, target, label=label, returning=returning)
     record.status = target.value
     session.add(record)
     session.flush()

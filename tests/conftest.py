@@ -24,6 +24,16 @@ from tests.helpers import Api
 PG_ENV = "HOMEWARD_TEST_DATABASE_URL"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked postgres_only are skipped on SQLite (it serializes writers: no interleaving)."""
+    if os.environ.get(PG_ENV):
+        return
+    skip = pytest.mark.skip(reason=f"needs PostgreSQL ({PG_ENV})")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)
+
+
 @contextmanager
 def _migrated_database(directory: Path) -> Iterator[str]:
     """A new database at the newest schema, dropped afterwards: PostgreSQL if configured."""
@@ -123,10 +133,3 @@ def client(settings: Settings, session_factory: SessionFactory) -> Iterator[Test
 @pytest.fixture
 def api(client: TestClient, db: Session, settings: Settings) -> Api:
     return Api(client, db, settings)
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only(request: pytest.FixtureRequest) -> None:
-    """Skip tests marked postgres_only on SQLite, which serializes every writer."""
-    if request.node.get_closest_marker("postgres_only") and not os.environ.get(PG_ENV):
-        pytest.skip("needs PostgreSQL: concurrency between real connections")

@@ -10,6 +10,7 @@ from app.audit.actions import AuditAction, EntityType
 from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.batches.models import Batch, BatchAlert
+from app.batches.repository import lock_batch
 from app.batches.schemas import BatchAlertPublic, BatchPublic, BatchSummary
 from app.batches.states import BATCH_LIFECYCLE, BatchStatus
 from app.biopsies import service as biopsies
@@ -59,9 +60,7 @@ def summary(context: BatchContext) -> BatchSummary:
     )
 
 
-def _contexts(
-    session: Session, *where, limit: int | None = None, lock: bool = False
-) -> list[BatchContext]:
+def _contexts(session: Session, *where, limit: int | None = None) -> list[BatchContext]:
     query = (
         select(Batch, Biopsy, Patient)
         .join(Biopsy, col(Biopsy.id) == Batch.biopsy_id)
@@ -70,13 +69,15 @@ def _contexts(
         .order_by(col(Batch.id).desc())
         .limit(limit)
     )
-    rows = session.execute(query.with_for_update(of=Batch) if lock else query)
-    return [BatchContext(*row) for row in rows]
+    return [BatchContext(*row) for row in session.execute(query)]
 
 
 def get(session: Session, batch_id: int, *, lock: bool = False) -> BatchContext:
-    """The batch with its biopsy and patient; with `lock`, the batch row is locked until commit."""
-    found = _contexts(session, Batch.id == batch_id, lock=lock)
+    """The batch with its biopsy and patient; with `lock`, the batch row is locked until commit
+    and read afresh (`repository.lock_batch`), the first lock of a write path."""
+    if lock:
+        lock_batch(session, batch_id)
+    found = _contexts(session, Batch.id == batch_id)
     if not found:
         raise NotFound(f"No batch has id {batch_id}.")
     return found[0]
@@ -96,13 +97,21 @@ def find(
     return _contexts(session, *where, limit=limit)
 
 
+def allowed_next(batch: Batch) -> list[BatchStatus]:
+    """Where the batch may go next: its lifecycle's moves, and back where a hold came from."""
+    status = BatchStatus(batch.status)
+    held_from = {BatchStatus(batch.held_from)} if batch.held_from else set()
+    back = BATCH_LIFECYCLE.returns.get(status, frozenset()) & held_from
+    return sorted(BATCH_LIFECYCLE.allowed(status) | back)
+
+
 def detail(session: Session, context: BatchContext) -> BatchPublic:
     """The batch with its vessels (a fixed number of queries however many vessels)."""
     rows = vessels_with_parent_codes(session, biopsy_id=context.biopsy.id or 0)
     batch_id = context.batch.id or 0
     return BatchPublic(
         **summary(context).model_dump(),
-        allowed_next=sorted(BATCH_LIFECYCLE.allowed(BatchStatus(context.batch.status))),
+        allowed_next=allowed_next(context.batch),
         vessels=[vessels.public(vessel, parent_code) for vessel, parent_code in rows],
         specification_id=context.batch.specification_id,
         alerts=alerts(session, [batch_id])[batch_id],
@@ -165,7 +174,13 @@ def register(session: Session, settings: Settings, *, actor: User, biopsy_id: in
 
 
 def _move(
-    session: Session, context: BatchContext, target: BatchStatus, *, actor: User, reason: str
+    session: Session,
+    context: BatchContext,
+    target: BatchStatus,
+    *,
+    actor: User,
+    reason: str,
+    returning: bool = False,
 ) -> BatchContext:
     transition(
         session,
@@ -176,6 +191,7 @@ def _move(
         coi=context.patient.coi,
         label=f"Batch {context.batch.batch_number}",
         reason=reason,
+        returning=returning,
     )
     return context
 
@@ -217,7 +233,7 @@ def lift_hold(session: Session, *, actor: User, batch_id: int, reason: str) -> B
         )
     target = BatchStatus(context.batch.held_from)
     context.batch.held_from = None
-    return _move(session, context, target, actor=actor, reason=reason)
+    return _move(session, context, target, actor=actor, reason=reason, returning=True)
 
 
 def issue(session: Session, *, actor: User, batch_id: int, dose_code: str) -> None:

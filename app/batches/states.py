@@ -24,6 +24,7 @@ class BatchStatus(StrEnum):
 S = BatchStatus
 FINAL = frozenset({S.REJECTED, S.COMPLETED, S.DESTROYED})
 # Any non-final state may be put on hold (open deviation) and any state destroyed (QA).
+HOLDABLE = frozenset(set(S) - FINAL - {S.ON_HOLD})
 _HOLD_OR_DESTROY = frozenset({S.ON_HOLD, S.DESTROYED})
 
 TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
@@ -35,15 +36,20 @@ TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
     S.RELEASED: frozenset({S.ISSUED}) | _HOLD_OR_DESTROY,
     S.CONDITIONALLY_RELEASED: frozenset({S.RELEASED, S.REJECTED, S.ISSUED}) | _HOLD_OR_DESTROY,
     S.ISSUED: frozenset({S.COMPLETED}) | _HOLD_OR_DESTROY,
-    # Back to the state it was held from (the service enforces which), or a QA decision.
-    S.ON_HOLD: frozenset(set(S) - FINAL - {S.ON_HOLD}) | {S.REJECTED, S.DESTROYED},
+    # A hold ends by QA's decision (rejection, destruction) or by lifting it (RETURNS): nothing
+    # else moves a held batch, so a dispatch or a completion never undoes a hold.
+    S.ON_HOLD: frozenset({S.REJECTED, S.DESTROYED}),
     S.REJECTED: frozenset({S.DESTROYED}),
     S.COMPLETED: frozenset(),
     S.DESTROYED: frozenset(),
 }
 
+# Lifting a hold returns the batch to the state it was held from (`Batch.held_from`).
+RETURNS: dict[BatchStatus, frozenset[BatchStatus]] = {S.ON_HOLD: HOLDABLE}
+
 BATCH_LIFECYCLE = Lifecycle(
     entity_type=EntityType.BATCH,
     action=AuditAction.BATCH_STATUS_CHANGED,
     transitions=TRANSITIONS,
+    returns=RETURNS,
 )

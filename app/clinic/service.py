@@ -270,10 +270,13 @@ def reschedule(
     session: Session, *, actor: User, planned_id: int, data: Reschedule
 ) -> PlannedInfusionPublic:
     """Move one planned infusion, with a reason (audited, old and new dates)."""
-    row = session.get(PlannedInfusion, planned_id)
-    if row is None:
+    found = session.get(PlannedInfusion, planned_id)
+    if found is None:
         raise NotFound(f"No planned infusion has id {planned_id}.")
-    context = batches.get(session, row.batch_id, lock=True)
+    context = batches.get(session, found.batch_id, lock=True)
+    # Read again under the batch's lock: a reschedule committed while we waited is the old date.
+    row = session.get(PlannedInfusion, planned_id, populate_existing=True)
+    assert row is not None
     old = row.planned_at
     row.planned_at = data.planned_at
     session.add(row)

@@ -29,8 +29,11 @@ from app.steps.repository import step_views
 from app.steps.rules import RULES, StepKind, StepRule
 from app.steps.schemas import EquipmentUse, MaterialUse, OutputSpec, StepCreate, StepPublic
 from app.storage import service as storage
+from app.storage.models import Location
+from app.storage.repository import lock_positions
 from app.vessels import service as vessels
 from app.vessels.models import Vessel
+from app.vessels.repository import lock_vessels
 from app.vessels.service import DoseFacts
 from app.vessels.states import VESSEL_LIFECYCLE, VesselKind, VesselStatus
 
@@ -76,12 +79,12 @@ def _check_dose(output: OutputSpec) -> None:
         raise InvalidRequest("A dose cannot be made already expired.")
 
 
-def _lock_inputs(session: Session, codes: list[str]) -> list[Vessel]:
-    """The input vessels, locked in id order (no deadlock between two steps); 404 if unknown."""
-    rows = session.execute(
-        select(Vessel).where(col(Vessel.code).in_(codes)).order_by(col(Vessel.id)).with_for_update()
-    ).scalars()
-    by_code = {vessel.code: vessel for vessel in rows}
+def _inputs(session: Session, codes: list[str]) -> list[Vessel]:
+    """The input vessels in the order named, not locked yet; 404 if one is unknown."""
+    by_code = {
+        vessel.code: vessel
+        for vessel in session.execute(select(Vessel).where(col(Vessel.code).in_(codes))).scalars()
+    }
     for code in codes:
         if code not in by_code:
             raise NotFound(f"No vessel has code {code}.")
@@ -149,8 +152,11 @@ def record(
     if len(set(codes)) != len(codes):
         raise InvalidRequest("The same vessel is listed twice among the inputs.")
     context = batches.get(session, batch_id, lock=True)
-    inputs = _lock_inputs(session, codes)
+    inputs = _inputs(session, codes)
+    # A vessel's batch never changes once set, so identity is checked before the vessels are
+    # locked: a step locks only vessels of its own batch, after the batch (ADR 0011).
     _check_identity(session, actor, context, inputs, data.kind)
+    lock_vessels(session, [v.id or 0 for v in inputs])  # the same objects, read afresh
     status = BatchStatus(context.batch.status)
     if status not in rule.batch_states:
         allowed = ", ".join(sorted(rule.batch_states))
@@ -215,8 +221,9 @@ def record(
             if rule.inputs_become in GONE:
                 vessel.position_id = None  # a vessel that no longer exists frees its position
                 session.add(vessel)
+    positions = lock_positions(session, [spec.location for spec in data.outputs if spec.location])
     outputs = [
-        _make_output(session, actor, context, rule, step, spec, inputs, passage)
+        _make_output(session, actor, context, rule, step, spec, inputs, passage, positions)
         for spec in data.outputs
     ]
     if status in rule.moves_batch:
@@ -265,6 +272,7 @@ def _make_output(
     spec: OutputSpec,
     inputs: list[Vessel],
     passage: int,
+    positions: dict[str, Location],
 ) -> Vessel:
     """An output vessel whose identity comes from the batch (COI-2), never from the request."""
     dose = (
@@ -287,7 +295,7 @@ def _make_output(
         dose=dose,  # type: ignore[arg-type]  # all three checked by _check_dose
     )
     if spec.location:
-        storage.place(session, vessel, spec.location)
+        storage.place(session, vessel, spec.location, positions)
     return vessel
 
 

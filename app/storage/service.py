@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -30,6 +30,7 @@ from app.errors import (
 from app.identity.codes import parse_vessel_code
 from app.lifecycle import transition
 from app.storage.models import CustodyEvent, Location
+from app.storage.repository import lock_positions
 from app.storage.schemas import (
     CustodyCreate,
     CustodyKind,
@@ -125,15 +126,12 @@ def paths(locations: list[Location]) -> dict[int, str]:
     return result
 
 
-def place(session: Session, vessel: Vessel, where: str) -> None:
-    """Put `vessel` at `where`: a storage position code (one vessel per position, enforced by the
-    database) or a free-text place name."""
-    position = session.execute(
-        # Case-insensitive, so a typed "box1-a1" cannot dodge the one-vessel rule of "BOX1-A1".
-        select(Location).where(
-            func.upper(Location.code) == where.upper(), Location.kind == LocationKind.POSITION
-        )
-    ).scalar_one_or_none()
+def place(session: Session, vessel: Vessel, where: str, positions: dict[str, Location]) -> None:
+    """Put `vessel` at `where`: a storage position (one of `positions`, which the caller locked
+    with `repository.lock_positions`) or a free-text place name. One vessel per position is
+    enforced by the database; a taken position is a 409 and changes nothing."""
+    # Case-insensitive, so a typed "box1-a1" cannot dodge the one-vessel rule of "BOX1-A1".
+    position = positions.get(where.upper())
     vessel.location = where
     vessel.position_id = position.id if position is not None else None
     session.add(vessel)
@@ -187,7 +185,7 @@ def record_custody(
             coi=found.patient.coi,
             label=f"Vessel {parsed}",
         )
-    place(session, vessel, data.location)
+    place(session, vessel, data.location, lock_positions(session, [data.location]))
     event = CustodyEvent(
         vessel_id=vessel.id or 0,
         event=data.event.value,

@@ -1,5 +1,6 @@
 """Vessel queries. A vessel's identity is read together with its biopsy, patient and batch."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -7,7 +8,9 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from app.batches.models import Batch
+from app.batches.repository import lock_batch
 from app.biopsies.models import Biopsy
+from app.errors import Conflict
 from app.patients.models import Patient
 from app.vessels.models import Vessel
 
@@ -24,7 +27,9 @@ class VesselIdentity:
 def identity_by_code(session: Session, code: str, *, lock: bool = False) -> VesselIdentity | None:
     """The vessel with `code` and whose it is, in one query; None if no vessel has that code.
 
-    With `lock`, the vessel row is locked until commit (PostgreSQL; SQLite serializes writers).
+    With `lock`, a write path starting from a vessel takes the locks in the one order (ADR 0011):
+    found without a lock first, then its batch is locked, then the vessel, both read afresh, so
+    every rule checked afterwards sees the latest committed state.
     """
     parent = aliased(Vessel)
     query = (
@@ -35,8 +40,34 @@ def identity_by_code(session: Session, code: str, *, lock: bool = False) -> Vess
         .outerjoin(parent, parent.id == Vessel.parent_id)
         .where(Vessel.code == code)
     )
-    row = session.execute(query.with_for_update(of=Vessel) if lock else query).first()
-    return None if row is None else VesselIdentity(*row)
+    row = session.execute(query).first()
+    if row is None:
+        return None
+    found = VesselIdentity(*row)
+    if not lock:
+        return found
+    batch_id = found.vessel.batch_id
+    batch = lock_batch(session, batch_id) if batch_id is not None else None
+    (vessel,) = lock_vessels(session, [found.vessel.id or 0])
+    if vessel.batch_id != batch_id:
+        # A biopsy tube joined its new batch while we waited: locking that batch now would
+        # break the order (vessel before batch), so the caller is asked to try again.
+        raise Conflict(f"Vessel {code} was just assigned to a batch; try again.")
+    return VesselIdentity(vessel, found.biopsy, found.patient, batch, found.parent_code)
+
+
+def lock_vessels(session: Session, ids: Iterable[int]) -> list[Vessel]:
+    """The vessels, locked until commit in id order (two writers of overlapping vessels never
+    deadlock) and read afresh once locked. The caller holds their batch's lock already."""
+    return list(
+        session.execute(
+            select(Vessel)
+            .where(col(Vessel.id).in_(sorted(set(ids))))
+            .order_by(col(Vessel.id))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalars()
+    )
 
 
 def vessels_with_parent_codes(

@@ -83,6 +83,7 @@ def test_qa_holds_a_batch_which_then_refuses_steps_and_returns_to_its_state(api)
     assert api.post(Role.QA, f"{path}/hold", {}).status_code == 422
     held = api.post(Role.QA, f"{path}/hold", {"reason": "sterility deviation open"})
     assert held.status_code == 200 and held.json()["status"] == "on_hold"
+    assert held.json()["allowed_next"] == ["destroyed", "expansion", "rejected"]
     refused = api.step(batch["id"], "passage", [flasks[0]], ["flask"])
     assert refused.status_code == 409 and "on_hold" in refused.json()["detail"]
     lifted = api.post(Role.QA, f"{path}/lift-hold", {"reason": "deviation closed"})

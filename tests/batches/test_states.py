@@ -4,7 +4,7 @@ from itertools import pairwise
 
 import pytest
 
-from app.batches.states import BATCH_LIFECYCLE, FINAL, TRANSITIONS, BatchStatus
+from app.batches.states import BATCH_LIFECYCLE, FINAL, HOLDABLE, RETURNS, TRANSITIONS, BatchStatus
 from app.errors import InvalidState
 from app.vessels.states import TRANSITIONS as VESSEL_TRANSITIONS
 from app.vessels.states import VesselStatus
@@ -24,10 +24,24 @@ def test_the_main_line_of_the_batch_lifecycle_is_allowed():
 
 
 @pytest.mark.parametrize("state", sorted(set(S) - FINAL - {S.ON_HOLD}))
-def test_any_non_final_state_can_be_held_and_destroyed(state):
+def test_any_non_final_state_can_be_held_destroyed_and_returned_to(state):
+    assert state in HOLDABLE
     assert S.ON_HOLD in TRANSITIONS[state]
     assert S.DESTROYED in TRANSITIONS[state]
-    assert state in TRANSITIONS[S.ON_HOLD]
+    assert state in RETURNS[S.ON_HOLD]
+
+
+def test_on_hold_is_left_only_by_lifting_the_hold_or_by_a_qa_decision():
+    """A dispatch or a completion never moves a held batch: only the return to where it was
+    held from (lifting the hold), a rejection or a destruction."""
+    assert TRANSITIONS[S.ON_HOLD] == frozenset({S.REJECTED, S.DESTROYED})
+    for plain in HOLDABLE:
+        with pytest.raises(InvalidState) as refused:
+            BATCH_LIFECYCLE.check(S.ON_HOLD, plain, label="Batch B26-00001")
+        assert "back to the state it came from" in refused.value.detail
+        BATCH_LIFECYCLE.check(S.ON_HOLD, plain, label="Batch B26-00001", returning=True)
+    with pytest.raises(InvalidState):
+        BATCH_LIFECYCLE.check(S.RELEASED, S.QUARANTINE, label="Batch B26-00001", returning=True)
 
 
 def test_final_states_go_nowhere_but_destroyed():
@@ -37,7 +51,7 @@ def test_final_states_go_nowhere_but_destroyed():
 
 
 def test_release_is_impossible_outside_quarantine():
-    for state in set(S) - {S.QUARANTINE, S.CONDITIONALLY_RELEASED, S.ON_HOLD}:
+    for state in set(S) - {S.QUARANTINE, S.CONDITIONALLY_RELEASED}:
         assert S.RELEASED not in TRANSITIONS[state]
 
 

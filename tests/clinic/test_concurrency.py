@@ -1,36 +1,36 @@
 """COI-6 under concurrency (issue 6 §5): two clinicians recording the infusion of one dose at the
 same moment leave exactly one infusion and one clear 409 `already_infused`, never a 500 or two
-records; the last dose infused while the other is discarded still completes the batch. Real
-commits on a database of their own, through the HTTP API, on both backends."""
+records; the last dose infused while the other is discarded still completes the batch; a QA hold
+committed while the last infusion waits for the batch stops that infusion. Real commits on a
+database of their own, through the HTTP API, on both backends (the provoked interleaving on
+PostgreSQL only)."""
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-from fastapi.testclient import TestClient
+import pytest
 from httpx import Response
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
 from app.audit.service import verify_chain
 from app.auth.permissions import Role
+from app.batches import service as batches
 from app.batches.models import Batch
 from app.clinic.models import Infusion
-from app.db import session_factory_for
-from app.main import create_app
+from app.db import unit_of_work
 from app.vessels.models import Vessel
 from tests.clinic.test_bedside import check, clinician, infuse, patient, to_clinic
-from tests.helpers import Api, ok
+from tests.helpers import error, make_user, ok
+from tests.races import (
+    Contender,
+    batch_moves,
+    committed_api,
+    headers_of_new,
+    wait_for_lock_waiters,
+)
 from tests.release.support import new_values
-
-
-@contextmanager
-def committed_api(engine, settings) -> Iterator[tuple[Api, Callable]]:
-    """The test driver on a database whose every request commits for real: (api, factory)."""
-    factory = session_factory_for(engine)
-    with TestClient(create_app(settings, factory)) as client, factory() as session:
-        yield Api(client, session, settings), factory
 
 
 def together(*calls: Callable[[], Response]) -> list[Any]:
@@ -119,4 +119,33 @@ def test_coi6_the_last_infusion_and_the_last_discard_at_once_complete_the_batch(
             )
         ).scalar_one()
         assert completed == 1
+        assert verify_chain(session).ok
+
+
+@pytest.mark.postgres_only
+def test_coi6_a_qa_hold_committed_during_the_last_infusion_refuses_the_infusion(
+    committed_engine, settings
+):
+    """The hold commits first, so it wins: the infusion waiting for the batch then finds it on
+    hold and is refused `not_released`; the batch is never `completed` over a hold."""
+    with committed_api(committed_engine, settings) as (api, factory):
+        batch, codes = api.released(doses=1)
+        to_clinic(api, codes[0])
+        who = patient(api, batch)
+        witness, _ = clinician(api)
+        qa = make_user(api.db, settings, roles=[Role.QA])
+        nurse = headers_of_new(api, Role.CLINICIAN)
+        with unit_of_work(factory) as hold:
+            batches.hold(hold, actor=qa, batch_id=batch["id"], reason="QA: sterility alert")
+            infusion = Contender(lambda: infuse(api, check(who, codes[0]), witness, headers=nurse))
+            wait_for_lock_waiters(committed_engine, 1)
+        refused = infusion.response()
+
+    assert "on hold" in error(refused, 409, "not_released")
+    with factory() as session:
+        assert session.get(Batch, batch["id"]).status == "on_hold"
+        assert batch_moves(session, batch["id"])[-1] == ("issued", "on_hold")
+        dose = session.execute(select(Vessel).where(Vessel.code == codes[0])).scalar_one()
+        assert dose.status == "received"
+        assert session.execute(select(Infusion.id)).first() is None
         assert verify_chain(session).ok

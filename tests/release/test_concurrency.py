@@ -18,11 +18,14 @@ from app.db import session_factory_for, unit_of_work
 from app.main import create_app
 from app.qc import service as qc
 from app.qc.schemas import QcResultCreate
+from app.release import service as release
 from app.release.models import ReleaseDecision
+from app.release.schemas import ReleaseCreate
 from app.signatures.models import Signature
 from app.steps import service as steps
 from app.steps.schemas import OutputSpec, StepCreate
-from tests.helpers import PASSWORD, committed_biopsy, make_user, passing_value
+from tests.helpers import PASSWORD, committed_biopsy, error, make_user, passing_value
+from tests.races import Contender, batch_moves, committed_api, wait_for_lock_waiters
 
 
 def _tested_batch_in_quarantine(factory, settings) -> int:
@@ -120,4 +123,36 @@ def test_rel_two_simultaneous_decisions_on_one_batch_leave_one(
             .where(AuditEvent.action == "release.decided")
         ).scalar_one()
         assert audited == 1
+        assert verify_chain(session).ok
+
+
+@pytest.mark.postgres_only
+def test_rel_a_release_waiting_for_another_is_refused_once_that_one_commits(
+    committed_engine, settings
+):
+    """The interleaving provoked: QA 1's release holds the batch, uncommitted; QA 2's release is
+    seen waiting for it; QA 1 commits. QA 2 then reads the batch afresh: released, so 409."""
+    with committed_api(committed_engine, settings) as (api, factory):
+        batch_id = _tested_batch_in_quarantine(factory, settings)
+        first = make_user(api.db, settings, roles=[Role.QA])
+        second = api.headers_for(make_user(api.db, settings, roles=[Role.QA]))
+        body = {"decision": "release", "password": PASSWORD}
+        with unit_of_work(factory) as session:
+            decided = release.decide(
+                session, settings, actor=first, batch_id=batch_id, data=ReleaseCreate(**body)
+            )
+            late = Contender(
+                lambda: api.client.post(
+                    f"/api/v1/batches/{batch_id}/release", headers=second, json=body
+                )
+            )
+            wait_for_lock_waiters(committed_engine, 1)
+        refused = late.response()
+
+    assert "released" in error(refused, 409, "invalid_state")
+    with factory() as session:
+        assert session.get(Batch, batch_id).status == "released"
+        assert batch_moves(session, batch_id)[-1] == ("quarantine", "released")
+        decisions = session.execute(select(ReleaseDecision.id)).scalars().all()
+        assert decisions == [decided.id]
         assert verify_chain(session).ok
