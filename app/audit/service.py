@@ -7,8 +7,8 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from sqlalchemy import bindparam, or_, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
 
@@ -37,6 +37,13 @@ def _lock_scope(session: Session, scope: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+# The hash of a chain's last event (statement built once: it runs on every change).
+_HEAD = (
+    select(AuditEvent.hash)
+    .where(col(AuditEvent.scope) == bindparam("scope"))
+    .order_by(col(AuditEvent.seq).desc())
+    .limit(1)
+)
 _PENDING = "homeward_pending_audit_events"
 HASHED_FIELDS = ROW_COLUMNS[2:]  # everything an event's hash covers (after seq and hash)
 
@@ -90,15 +97,7 @@ def _append_pending(session: OrmSession) -> None:
     # two chains cannot deadlock.
     for scope in sorted({event.scope for event in pending}):
         _lock_scope(session, scope)
-        heads[scope] = (
-            session.execute(
-                select(AuditEvent.hash)
-                .where(AuditEvent.scope == scope)
-                .order_by(col(AuditEvent.seq).desc())
-                .limit(1)
-            ).scalar_one_or_none()
-            or GENESIS
-        )
+        heads[scope] = session.execute(_HEAD, {"scope": scope}).scalar_one_or_none() or GENESIS
     for event in pending:
         event.prev_hash = heads[event.scope]
         event.hash = heads[event.scope] = event_hash(

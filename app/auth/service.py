@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
@@ -303,18 +303,22 @@ def login(session: Session, settings: Settings, *, username: str, password: str)
     return token
 
 
+# A token with its user and each of the user's roles (built once: it runs on every request).
+_TOKEN_USER_ROLES = (
+    select(AuthToken, User, UserRole.role)
+    .join(User, col(User.id) == col(AuthToken.user_id))
+    .outerjoin(UserRole, col(UserRole.user_id) == col(User.id))
+    .where(col(AuthToken.digest) == bindparam("digest"))
+)
+
+
 def authenticate(session: Session, settings: Settings, token: str) -> Principal:
     """The principal owning a live token; an unknown, revoked or idle-expired token is a 401.
 
     Token, user and roles come in one query: this runs on every request.
     """
     digest = security.token_digest(settings, token)
-    rows = session.execute(
-        select(AuthToken, User, UserRole.role)
-        .join(User, col(User.id) == col(AuthToken.user_id))
-        .outerjoin(UserRole, col(UserRole.user_id) == col(User.id))
-        .where(col(AuthToken.digest) == digest)
-    ).all()
+    rows = session.execute(_TOKEN_USER_ROLES, {"digest": digest}).all()
     ended = NotAuthenticated("Your session has ended or the token is not valid; log in again.")
     if not rows:
         raise ended

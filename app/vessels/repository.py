@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
@@ -24,6 +24,23 @@ class VesselIdentity:
     parent_code: str | None
 
 
+def _identity_by_code_query() -> Select:
+    parent = aliased(Vessel)
+    return (
+        select(Vessel, Biopsy, Patient, Batch, parent.code)
+        .join(Biopsy, col(Biopsy.id) == Vessel.biopsy_id)
+        .join(Patient, col(Patient.id) == Biopsy.patient_id)
+        .outerjoin(Batch, col(Batch.id) == Vessel.batch_id)
+        .outerjoin(parent, parent.id == Vessel.parent_id)
+        .where(col(Vessel.code) == bindparam("code"))
+    )
+
+
+# Built once: this is the scan's query, and building it (aliases, joins) cost more CPU than
+# running it.
+_IDENTITY_BY_CODE = _identity_by_code_query()
+
+
 def identity_by_code(session: Session, code: str, *, lock: bool = False) -> VesselIdentity | None:
     """The vessel with `code` and whose it is, in one query; None if no vessel has that code.
 
@@ -31,16 +48,7 @@ def identity_by_code(session: Session, code: str, *, lock: bool = False) -> Vess
     found without a lock first, then its batch is locked, then the vessel, both read afresh, so
     every rule checked afterwards sees the latest committed state.
     """
-    parent = aliased(Vessel)
-    query = (
-        select(Vessel, Biopsy, Patient, Batch, parent.code)
-        .join(Biopsy, col(Biopsy.id) == Vessel.biopsy_id)
-        .join(Patient, col(Patient.id) == Biopsy.patient_id)
-        .outerjoin(Batch, col(Batch.id) == Vessel.batch_id)
-        .outerjoin(parent, parent.id == Vessel.parent_id)
-        .where(Vessel.code == code)
-    )
-    row = session.execute(query).first()
+    row = session.execute(_IDENTITY_BY_CODE, {"code": code}).first()
     if row is None:
         return None
     found = VesselIdentity(*row)
