@@ -97,9 +97,9 @@ class Settings(BaseSettings):
 
     @property
     def pool_size(self) -> int:
-        """Connections per process: one per request slot, plus one for the background worker
-        and one for the health check, so no slot ever waits for a connection."""
-        return self.threadpool_size + 2
+        """Connections per process: one per request slot, plus one each for the webhook worker,
+        the print worker and the health check, so no slot ever waits for a connection."""
+        return self.threadpool_size + 3
 
 
 @lru_cache

@@ -125,12 +125,6 @@ class InvalidState(HomewardError):
     code, status = "invalid_state", 409
 
 
-class PrinterUnavailable(HomewardError):
-    """A label printer that cannot be reached: nothing was printed, nothing recorded."""
-
-    code, status = "printer_unavailable", 503
-
-
 class Busy(HomewardError):
     """The server could not start or finish the request within its wait bound (a lock, a pool
     connection or a worker slot): nothing was changed, and the client may retry."""

@@ -25,6 +25,7 @@ from app.config import Settings, get_settings
 from app.db import Limits, SessionFactory, make_engine, reads_only, session_factory_for
 from app.deviations.api import router as deviations_router
 from app.errors import HomewardError, InvalidRequest
+from app.labels import printing
 from app.labels.api import router as labels_router
 from app.materials.api import router as catalogue_router
 from app.notifications.api import router as notifications_router
@@ -202,7 +203,9 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
         worker = Worker(session_factory, settings).start() if settings.webhook_urls else None
+        printers = printing.worker(session_factory).start()
         yield
+        printers.close()
         if worker is not None:
             worker.close()
         if engine is not None:

@@ -20,6 +20,7 @@ class EntityType(StrEnum):
     RELEASE = "release"
     SIGNATURE = "signature"
     PRINTER = "printer"
+    PRINT_JOB = "print_job"
     INFUSION = "infusion"
 
 
@@ -72,6 +73,7 @@ class AuditAction(StrEnum):
     LABEL_PRINTED = "label.printed"
     LABEL_VOIDED = "label.voided"
     PRINTER_CREATED = "printer.created"
+    PRINT_JOB_ATTEMPTED = "print_job.attempted"
     BEDSIDE_VERIFIED = "infusion.verified"
     BEDSIDE_REFUSED = "infusion.refused"
     WITNESS_FAILED = "infusion.witness_failed"

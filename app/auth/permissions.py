@@ -44,6 +44,7 @@ class Permission(StrEnum):
     PHYSICIAN_ACCEPTANCE = "physician_acceptance.record"
     LABEL_PRINT = "label.print"  # render a label: every render is a logged print (LBL-4)
     LABEL_VOID = "label.void"
+    PRINT_JOBS_READ = "print_jobs.read"  # the printers' queue: what was sent, what is stuck
     CLINIC_BOARD = "clinic.board"  # the readiness board and infusion records
     INFUSION_VERIFY = "infusion.verify"
     INFUSION_RECORD = "infusion.record"
@@ -73,6 +74,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.DEVIATION_OPEN,
         Permission.DEVIATION_INVESTIGATE,
         Permission.LABEL_VOID,
+        Permission.PRINT_JOBS_READ,
     },
     Role.QA: _LAB_READ
     | {
@@ -117,6 +119,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CATALOGUE_READ,
             Permission.CATALOGUE_MANAGE,
             Permission.WEBHOOKS_READ,
+            Permission.PRINT_JOBS_READ,
         }
     ),
 }

@@ -13,12 +13,14 @@ from app.labels.schemas import (
     LabelReconciliation,
     PrinterCreate,
     PrinterPublic,
+    PrintJobPublic,
     PrintRequest,
     QueryDpi,
     SheetFormat,
     SheetLayout,
 )
 from app.labels.service import Printed
+from app.labels.states import PrintJobStatus
 from app.patients.schemas import VoidRequest
 from app.pipeline import Router, SessionDep
 from app.types import CodeInput, Id
@@ -29,6 +31,7 @@ Printer = Annotated[Principal, Depends(require(Permission.LABEL_PRINT))]
 Voider = Annotated[Principal, Depends(require(Permission.LABEL_VOID))]
 Manager = Annotated[Principal, Depends(require(Permission.CATALOGUE_MANAGE))]
 Reader = Annotated[Principal, Depends(require(Permission.BATCH_READ))]
+JobReader = Annotated[Principal, Depends(require(Permission.PRINT_JOBS_READ))]
 
 
 def _download(printed: Printed) -> Response:
@@ -83,42 +86,41 @@ def batch_labels(
     return _download(printed)
 
 
-@router.post("/vessels/{code}/print", response_model=list[LabelPrintPublic])
+@router.post("/vessels/{code}/print", response_model=PrintJobPublic, status_code=201)
 def print_vessel(
     code: CodeInput, body: PrintRequest, session: SessionDep, principal: Printer
-) -> list[LabelPrintPublic]:
-    """Send the vessel's label to a network printer as ZPL (raw TCP, port 9100)."""
-    device = service.printer(session, body.printer_id)
-    printed = service.print_vessel(
-        session,
-        actor=principal.user,
-        code=code,
-        fmt=LabelFormat.ZPL,
-        dpi=device.dpi,
-        printer=device,
+) -> PrintJobPublic:
+    """Queue the vessel's label for a network printer as ZPL (raw TCP, port 9100): 201 with the
+    job, sent by the printer worker right after the commit (GET /print-jobs/{id} for its status)."""
+    return service.send_vessel_label(
+        session, actor=principal.user, code=code, printer_id=body.printer_id
     )
-    service.send(device, printed.body)
-    return service.history(session, label_ids=[p.id or 0 for p in printed.prints])
 
 
-@router.post("/batches/{batch_id}/labels/print", response_model=list[LabelPrintPublic])
+@router.post("/batches/{batch_id}/labels/print", response_model=PrintJobPublic, status_code=201)
 def print_batch(
     batch_id: Id, body: PrintRequest, session: SessionDep, principal: Printer
-) -> list[LabelPrintPublic]:
-    """Send every vessel label of the batch still in use to a network printer as ZPL."""
-    device = service.printer(session, body.printer_id)
-    printed = service.print_batch(
-        session,
-        actor=principal.user,
-        batch_id=batch_id,
-        fmt=SheetFormat.ZPL,
-        sheet=SheetLayout.ROLL,
-        dpi=device.dpi,
-        live_only=True,
-        printer=device,
+) -> PrintJobPublic:
+    """Queue every vessel label of the batch still in use for a network printer as one job."""
+    return service.send_batch_labels(
+        session, actor=principal.user, batch_id=batch_id, printer_id=body.printer_id
     )
-    service.send(device, printed.body)
-    return service.history(session, label_ids=[p.id or 0 for p in printed.prints])
+
+
+@router.get("/print-jobs", response_model=list[PrintJobPublic])
+def print_jobs(
+    session: SessionDep,
+    _: JobReader,
+    status: Annotated[PrintJobStatus | None, Query()] = None,
+) -> list[PrintJobPublic]:
+    """The newest print jobs (200), with their labels and every attempt; `status=failed` lists
+    the labels a printer never took."""
+    return service.print_jobs(session, status=status)
+
+
+@router.get("/print-jobs/{job_id}", response_model=PrintJobPublic)
+def print_job(job_id: Id, session: SessionDep, _: JobReader) -> PrintJobPublic:
+    return service.print_job(session, job_id)
 
 
 @router.get("/vessels/{code}/labels", response_model=list[LabelPrintPublic])

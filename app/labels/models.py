@@ -21,6 +21,7 @@ class LabelPrint(SQLModel, table=True):
     format: str = Field(max_length=8)
     dpi: int | None = None
     printer_id: int | None = Field(default=None, foreign_key="label_printer.id")
+    print_job_id: int | None = Field(default=None, foreign_key="print_job.id", index=True)
     printed_by: int = Field(foreign_key="app_user.id")
     printed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     voided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -39,3 +40,36 @@ class LabelPrinter(SQLModel, table=True):
     port: int = 9100
     dpi: int = 203
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PrintJob(SQLModel, table=True):
+    """Labels on their way to a network printer (an outbox, ADR 0012): written with their print
+    records in the request's transaction, sent by a worker outside any transaction."""
+
+    __tablename__ = "print_job"
+
+    id: int | None = Field(default=None, primary_key=True)
+    printer_id: int = Field(foreign_key="label_printer.id", index=True)
+    payload: str = Field(sa_type=Text)  # the ZPL, exactly as the printer receives it
+    status: str = Field(max_length=16, index=True)  # PrintJobStatus
+    attempts: int = 0
+    # When the next attempt is due; while a worker sends, the end of its lease.
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # When the attempt under way began; cleared when its outcome is recorded. Still set at the
+    # next claim: the worker stopped mid-send, and the printer may have printed the job.
+    sending_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_by: int = Field(foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PrintAttempt(SQLModel, table=True):
+    """Every attempt to send a print job, and what came of it (the job's delivery log)."""
+
+    __tablename__ = "print_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="print_job.id", index=True)
+    attempted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    error: str | None = Field(default=None, max_length=500)  # None: sent

@@ -70,11 +70,33 @@ class LabelPrintPublic(BaseModel):
     format: str
     dpi: int | None
     printer: str | None
+    print_job_id: int | None  # sent to a printer by this job; None: downloaded
+    job_status: str | None  # the job's PrintJobStatus
     printed_by: str
     printed_at: datetime
     voided: bool
     voided_at: datetime | None
     void_reason: str | None
+
+
+class PrintAttemptPublic(BaseModel):
+    attempted_at: datetime
+    error: str | None  # None: the printer took the whole job
+
+
+class PrintJobPublic(BaseModel):
+    """Labels sent (or on their way) to a network printer, with every attempt."""
+
+    id: int
+    printer: str
+    status: str  # queued, sent, failed
+    attempts: list[PrintAttemptPublic]
+    last_error: str | None
+    next_attempt_at: datetime | None  # while queued
+    created_by: str
+    created_at: datetime
+    sent_at: datetime | None
+    labels: list[LabelPrintPublic]
 
 
 class LabelReconciliation(BaseModel):
@@ -84,9 +106,11 @@ class LabelReconciliation(BaseModel):
     vessels: int  # every vessel of the batch
     live_vessels: int  # not consumed, discarded or infused: these must carry a valid label
     labelled: int
-    unlabelled: list[str]  # live vessels with no valid (unvoided) label
+    unlabelled: list[str]  # live vessels with no valid label (unvoided, and printed if sent)
     labels_printed: int
     reprints: int
     voided: int
+    awaiting_printer: int  # unvoided labels whose print job is still queued
+    printer_failed: int  # unvoided labels whose print job failed: never (fully) printed
     labels_of_gone_vessels: int  # valid labels of vessels consumed, discarded or infused
     complete: bool

@@ -1,10 +1,10 @@
 """Printing labels (LBL-1..4): what a label says, every print logged (copy 1 the original, later
-copies marked REPRINT), voiding, network printers, and the per-batch reconciliation of labels
-printed against vessels that exist."""
+copies marked REPRINT), voiding, network printers (jobs sent by app/labels/printing.py after the
+commit), and the per-batch reconciliation of labels printed against vessels that exist."""
 
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session, col
@@ -18,22 +18,25 @@ from app.batches.service import BatchContext
 from app.biopsies.models import Biopsy
 from app.clock import utcnow
 from app.db import add_unique
-from app.errors import DuplicateCode, InvalidState, NotFound, PrinterUnavailable
+from app.errors import DuplicateCode, InvalidState, NotFound
 from app.identity.codes import DIN, parse_vessel_code
-from app.labels import pdf, raster, svg, zpl
+from app.labels import pdf, printing, raster, svg, zpl
 from app.labels.layout import DoseContent, LabelContent, layout
-from app.labels.models import LabelPrint, LabelPrinter
+from app.labels.models import LabelPrint, LabelPrinter, PrintAttempt, PrintJob
 from app.labels.schemas import (
     LabelFormat,
     LabelPrintPublic,
     LabelReconciliation,
+    PrintAttemptPublic,
     PrinterCreate,
+    PrintJobPublic,
     SheetFormat,
     SheetLayout,
 )
+from app.labels.states import PrintJobStatus
 from app.patients.models import Patient
 from app.vessels.models import Vessel
-from app.vessels.repository import identity_by_code
+from app.vessels.repository import identity_by_code, lock_vessels
 from app.vessels.states import NO_LONGER_IN_USE, VesselStatus
 
 MEDIA_TYPES = {
@@ -42,7 +45,8 @@ MEDIA_TYPES = {
     LabelFormat.ZPL: "application/zpl; charset=utf-8",
     SheetFormat.PDF: "application/pdf",
 }
-PRINTER_TIMEOUT_S = 5.0
+# A print record stands for a label in hand when it was downloaded (no job) or its job was sent.
+_ON_A_LABEL = frozenset({None, PrintJobStatus.SENT.value})
 
 
 def content_of(vessel: Vessel, biopsy: Biopsy, patient: Patient, *, reprint: bool) -> LabelContent:
@@ -80,41 +84,15 @@ def render(content: LabelContent, fmt: LabelFormat, dpi: int) -> bytes:
     return zpl.zpl(content, dpi).encode()
 
 
-def _last_copies(session: Session, vessel_ids: Sequence[int]) -> dict[int, int]:
+def _next_copies(session: Session, vessels: Sequence[Vessel]) -> list[int]:
+    """The copy number each vessel's next label gets (1: the original; the vessels are locked)."""
     rows = session.execute(
         select(LabelPrint.vessel_id, func.max(LabelPrint.copy_number))
-        .where(col(LabelPrint.vessel_id).in_(list(vessel_ids)))
+        .where(col(LabelPrint.vessel_id).in_([v.id for v in vessels]))
         .group_by(col(LabelPrint.vessel_id))
     )
-    return {vessel_id: copy_number for vessel_id, copy_number in rows}
-
-
-def _log(
-    session: Session,
-    *,
-    actor: User,
-    vessels: Sequence[Vessel],
-    fmt: str,
-    dpi: int | None,
-    printer: LabelPrinter | None,
-) -> list[LabelPrint]:
-    """A print record per vessel (the vessels are locked by the caller)."""
-    last = _last_copies(session, [v.id or 0 for v in vessels])
-    prints = [
-        LabelPrint(
-            vessel_id=v.id or 0,
-            batch_id=v.batch_id,
-            copy_number=last.get(v.id or 0, 0) + 1,
-            format=fmt,
-            dpi=dpi,
-            printer_id=printer.id if printer else None,
-            printed_by=actor.id or 0,
-        )
-        for v in vessels
-    ]
-    session.add_all(prints)
-    session.flush()
-    return prints
+    last = {vessel_id: copy_number for vessel_id, copy_number in rows}
+    return [last.get(v.id or 0, 0) + 1 for v in vessels]
 
 
 @dataclass(frozen=True)
@@ -123,6 +101,57 @@ class Printed:
     media_type: str
     prints: list[LabelPrint]
     filename: str
+    job: PrintJob | None  # the job that takes the labels to a printer
+
+
+def _deliver(
+    session: Session,
+    *,
+    actor: User,
+    vessels: Sequence[Vessel],
+    copies: Sequence[int],
+    fmt: str,
+    dpi: int | None,
+    printer: LabelPrinter | None,
+    body: bytes,
+) -> tuple[list[LabelPrint], PrintJob | None]:
+    """A print record per vessel, and for a printer the job carrying exactly `body` to it."""
+    job = None
+    if printer is not None:
+        job = printing.queue(session, actor=actor, printer=printer, payload=body.decode())
+    prints = [
+        LabelPrint(
+            vessel_id=v.id or 0,
+            batch_id=v.batch_id,
+            copy_number=copy_number,
+            format=fmt,
+            dpi=dpi,
+            printer_id=printer.id if printer else None,
+            print_job_id=job.id if job else None,
+            printed_by=actor.id or 0,
+        )
+        for v, copy_number in zip(vessels, copies, strict=True)
+    ]
+    session.add_all(prints)
+    session.flush()
+    return prints, job
+
+
+def _logged(
+    prints: Sequence[LabelPrint],
+    vessels: Sequence[Vessel],
+    printer: LabelPrinter | None,
+    job: PrintJob | None,
+) -> dict[str, Any]:
+    """What the `label.printed` event says of every print call: labels, printer, job."""
+    return {
+        "labels": [
+            {"id": p.id, "code": v.code, "copy_number": p.copy_number}
+            for p, v in zip(prints, vessels, strict=True)
+        ],
+        "printer": printer.name if printer else None,
+        "print_job": job.id if job else None,
+    }
 
 
 def print_vessel(
@@ -134,13 +163,25 @@ def print_vessel(
     dpi: int,
     printer: LabelPrinter | None = None,
 ) -> Printed:
-    """The label of one vessel, logged as a print (a reprint after the first)."""
+    """The label of one vessel, logged as a print (a reprint after the first); with a printer,
+    also queued as a job for it."""
     parsed = parse_vessel_code(code).value
     found = identity_by_code(session, parsed, lock=True)
     if found is None:
         raise NotFound(f"No vessel has code {parsed}.")
-    (printed,) = _log(
-        session, actor=actor, vessels=[found.vessel], fmt=fmt.value, dpi=dpi, printer=printer
+    vessels = [found.vessel]
+    (copy_number,) = copies = _next_copies(session, vessels)
+    content = content_of(found.vessel, found.biopsy, found.patient, reprint=copy_number > 1)
+    body = render(content, fmt, dpi)
+    prints, job = _deliver(
+        session,
+        actor=actor,
+        vessels=vessels,
+        copies=copies,
+        fmt=fmt.value,
+        dpi=dpi,
+        printer=printer,
+        body=body,
     )
     audit.record(
         session,
@@ -149,27 +190,22 @@ def print_vessel(
         entity_type=EntityType.VESSEL,
         entity_id=found.vessel.id,
         coi=found.patient.coi,
-        new={
-            "labels": [{"id": printed.id, "code": parsed, "copy_number": printed.copy_number}],
-            "format": fmt.value,
-            "dpi": dpi,
-            "printer": printer.name if printer else None,
-            "reprint": printed.copy_number > 1,
-        },
+        new=_logged(prints, vessels, printer, job)
+        | {"format": fmt.value, "dpi": dpi, "reprint": copy_number > 1},
     )
-    content = content_of(found.vessel, found.biopsy, found.patient, reprint=printed.copy_number > 1)
     return Printed(
-        body=render(content, fmt, dpi),
+        body=body,
         media_type=MEDIA_TYPES[fmt],
-        prints=[printed],
+        prints=prints,
         filename=f"label-{parsed}.{fmt.value}",
+        job=job,
     )
 
 
 def _batch_vessels(session: Session, context: BatchContext, *, live_only: bool) -> list[Vessel]:
-    """The batch's vessels in code order, locked in id order (as steps lock them)."""
-    query = select(Vessel).where(Vessel.batch_id == context.batch.id).order_by(col(Vessel.id))
-    locked = list(session.execute(query.with_for_update()).scalars())
+    """The batch's vessels in code order, locked in id order (the one lock order, ADR 0011)."""
+    ids = session.execute(select(Vessel.id).where(Vessel.batch_id == context.batch.id)).scalars()
+    locked = lock_vessels(session, list(ids))
     chosen = [v for v in locked if not (live_only and VesselStatus(v.status) in NO_LONGER_IN_USE)]
     return sorted(chosen, key=lambda v: v.sequence)
 
@@ -186,34 +222,15 @@ def print_batch(
     printer: LabelPrinter | None = None,
 ) -> Printed:
     """Every vessel label of the batch as one PDF (roll or A4 sheets) or one ZPL job, each label
-    logged as a print."""
+    logged as a print; with a printer, the ZPL also queued as a job for it."""
     context = batches.get(session, batch_id, lock=True)
     vessels = _batch_vessels(session, context, live_only=live_only)
     if not vessels:
         raise InvalidState(f"Batch {context.batch.batch_number} has no vessel in use to label.")
-    prints = _log(session, actor=actor, vessels=vessels, fmt=fmt.value, dpi=dpi, printer=printer)
-    audit.record(
-        session,
-        actor=actor,
-        action=AuditAction.LABEL_PRINTED,
-        entity_type=EntityType.BATCH,
-        entity_id=batch_id,
-        coi=context.patient.coi,
-        new={
-            "labels": [
-                {"id": p.id, "code": v.code, "copy_number": p.copy_number}
-                for p, v in zip(prints, vessels, strict=True)
-            ],
-            "format": fmt.value,
-            "layout": sheet.value,
-            "dpi": dpi,
-            "printer": printer.name if printer else None,
-            "reprints": sum(1 for p in prints if p.copy_number > 1),
-        },
-    )
+    copies = _next_copies(session, vessels)
     contents = [
-        content_of(v, context.biopsy, context.patient, reprint=p.copy_number > 1)
-        for p, v in zip(prints, vessels, strict=True)
+        content_of(v, context.biopsy, context.patient, reprint=copy_number > 1)
+        for v, copy_number in zip(vessels, copies, strict=True)
     ]
     if fmt is SheetFormat.ZPL:
         body = "".join(zpl.zpl(c, dpi) for c in contents).encode()
@@ -222,20 +239,67 @@ def print_batch(
         labels = [layout(c) for c in contents]
         body = pdf.roll(labels) if sheet is SheetLayout.ROLL else pdf.sheets(labels)
         media = MEDIA_TYPES[SheetFormat.PDF]
+    prints, job = _deliver(
+        session,
+        actor=actor,
+        vessels=vessels,
+        copies=copies,
+        fmt=fmt.value,
+        dpi=dpi,
+        printer=printer,
+        body=body,
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.LABEL_PRINTED,
+        entity_type=EntityType.BATCH,
+        entity_id=batch_id,
+        coi=context.patient.coi,
+        new=_logged(prints, vessels, printer, job)
+        | {
+            "format": fmt.value,
+            "layout": sheet.value,
+            "dpi": dpi,
+            "reprints": sum(1 for c in copies if c > 1),
+        },
+    )
     name = f"labels-{context.batch.batch_number}.{fmt.value}"
-    return Printed(body=body, media_type=media, prints=prints, filename=name)
+    return Printed(body=body, media_type=media, prints=prints, filename=name, job=job)
 
 
-def send(printer: LabelPrinter, job: bytes) -> None:
-    """Send a ZPL job to the printer's raw TCP port; an unreachable printer is a 503."""
-    try:
-        with socket.create_connection((printer.host, printer.port), PRINTER_TIMEOUT_S) as conn:
-            conn.sendall(job)
-    except OSError as exc:
-        raise PrinterUnavailable(
-            f"Printer {printer.name} ({printer.host}:{printer.port}) cannot be reached; nothing "
-            "was printed."
-        ) from exc
+def send_vessel_label(
+    session: Session, *, actor: User, code: str, printer_id: int
+) -> PrintJobPublic:
+    """The vessel's label queued for a network printer as ZPL at the printer's resolution."""
+    device = printer(session, printer_id)
+    printed = print_vessel(
+        session, actor=actor, code=code, fmt=LabelFormat.ZPL, dpi=device.dpi, printer=device
+    )
+    return _job_of(session, printed)
+
+
+def send_batch_labels(
+    session: Session, *, actor: User, batch_id: int, printer_id: int
+) -> PrintJobPublic:
+    """The labels of the batch's vessels still in use queued for a network printer as one job."""
+    device = printer(session, printer_id)
+    printed = print_batch(
+        session,
+        actor=actor,
+        batch_id=batch_id,
+        fmt=SheetFormat.ZPL,
+        sheet=SheetLayout.ROLL,
+        dpi=device.dpi,
+        live_only=True,
+        printer=device,
+    )
+    return _job_of(session, printed)
+
+
+def _job_of(session: Session, printed: Printed) -> PrintJobPublic:
+    assert printed.job is not None
+    return print_job(session, printed.job.id or 0)
 
 
 def printer(session: Session, printer_id: int) -> LabelPrinter:
@@ -302,21 +366,28 @@ def void(session: Session, *, actor: User, label_id: int, reason: str) -> LabelP
 
 
 def history(
-    session: Session, *, vessel_ids: Sequence[int] | None = None, label_ids: Sequence[int] = ()
+    session: Session,
+    *,
+    vessel_ids: Sequence[int] | None = None,
+    label_ids: Sequence[int] = (),
+    job_ids: Sequence[int] | None = None,
 ) -> list[LabelPrintPublic]:
-    """Prints of the given vessels (or the given labels), oldest first, in one query."""
+    """Prints of the given vessels (or print jobs, or labels), oldest first, in two queries."""
     query = (
-        select(LabelPrint, Vessel.code, LabelPrinter.name)
+        select(LabelPrint, Vessel.code, LabelPrinter.name, PrintJob.status)
         .join(Vessel, col(Vessel.id) == LabelPrint.vessel_id)
         .outerjoin(LabelPrinter, col(LabelPrinter.id) == LabelPrint.printer_id)
+        .outerjoin(PrintJob, col(PrintJob.id) == LabelPrint.print_job_id)
         .order_by(col(LabelPrint.id))
     )
     if vessel_ids is not None:
         query = query.where(col(LabelPrint.vessel_id).in_(list(vessel_ids)))
+    elif job_ids is not None:
+        query = query.where(col(LabelPrint.print_job_id).in_(list(job_ids)))
     else:
         query = query.where(col(LabelPrint.id).in_(list(label_ids)))
     rows = list(session.execute(query).all())
-    people = auth.usernames(session, [p.printed_by for p, _, _ in rows])
+    people = auth.usernames(session, [p.printed_by for p, _, _, _ in rows])
     return [
         LabelPrintPublic(
             id=p.id or 0,
@@ -326,14 +397,74 @@ def history(
             format=p.format,
             dpi=p.dpi,
             printer=printer_name,
+            print_job_id=p.print_job_id,
+            job_status=job_status,
             printed_by=people[p.printed_by],
             printed_at=p.printed_at,
             voided=p.voided_at is not None,
             voided_at=p.voided_at,
             void_reason=p.void_reason,
         )
-        for p, code, printer_name in rows
+        for p, code, printer_name, job_status in rows
     ]
+
+
+def print_jobs(
+    session: Session,
+    *,
+    status: PrintJobStatus | None = None,
+    job_ids: Sequence[int] | None = None,
+    limit: int = 200,
+) -> list[PrintJobPublic]:
+    """The newest print jobs (of a status, or the given ones) with their labels and every
+    attempt, in five queries whatever their number."""
+    query = (
+        select(PrintJob, LabelPrinter.name)
+        .join(LabelPrinter, col(LabelPrinter.id) == PrintJob.printer_id)
+        .order_by(col(PrintJob.id).desc())
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(PrintJob.status == status.value)
+    if job_ids is not None:
+        query = query.where(col(PrintJob.id).in_(list(job_ids)))
+    rows = list(session.execute(query).all())
+    ids = [job.id or 0 for job, _ in rows]
+    labels: dict[int, list[LabelPrintPublic]] = {job_id: [] for job_id in ids}
+    for label in history(session, job_ids=ids):
+        labels[label.print_job_id or 0].append(label)
+    attempts: dict[int, list[PrintAttemptPublic]] = {job_id: [] for job_id in ids}
+    for attempt in session.execute(
+        select(PrintAttempt).where(col(PrintAttempt.job_id).in_(ids)).order_by(col(PrintAttempt.id))
+    ).scalars():
+        attempts[attempt.job_id].append(
+            PrintAttemptPublic(attempted_at=attempt.attempted_at, error=attempt.error)
+        )
+    people = auth.usernames(session, [job.created_by for job, _ in rows])
+    return [
+        PrintJobPublic(
+            id=job.id or 0,
+            printer=printer_name,
+            status=job.status,
+            attempts=attempts[job.id or 0],
+            last_error=job.last_error,
+            next_attempt_at=(
+                job.next_attempt_at if job.status == PrintJobStatus.QUEUED.value else None
+            ),
+            created_by=people[job.created_by],
+            created_at=job.created_at,
+            sent_at=job.sent_at,
+            labels=labels[job.id or 0],
+        )
+        for job, printer_name in rows
+    ]
+
+
+def print_job(session: Session, job_id: int) -> PrintJobPublic:
+    found = print_jobs(session, job_ids=[job_id])
+    if not found:
+        raise NotFound(f"No print job has id {job_id}.")
+    return found[0]
 
 
 def vessel_history(session: Session, code: str) -> list[LabelPrintPublic]:
@@ -345,21 +476,26 @@ def vessel_history(session: Session, code: str) -> list[LabelPrintPublic]:
 
 
 def reconciliation(session: Session, batch_id: int) -> LabelReconciliation:
-    """Labels printed against vessels that exist, for one batch (LBL-4), in three queries."""
+    """Labels printed against vessels that exist, for one batch (LBL-4), in three queries. A label
+    sent to a printer counts once its job is sent; until then it is awaited or failed."""
     batches.get(session, batch_id)
     vessels = list(
         session.execute(
             select(Vessel).where(Vessel.batch_id == batch_id).order_by(col(Vessel.sequence))
         ).scalars()
     )
-    prints = list(
+    rows = list(
         session.execute(
-            select(LabelPrint).where(col(LabelPrint.vessel_id).in_([v.id for v in vessels]))
-        ).scalars()
+            select(LabelPrint, PrintJob.status)
+            .outerjoin(PrintJob, col(PrintJob.id) == LabelPrint.print_job_id)
+            .where(col(LabelPrint.vessel_id).in_([v.id for v in vessels]))
+        ).all()
     )
-    valid = {p.vessel_id for p in prints if p.voided_at is None}
+    prints = [p for p, _ in rows]
+    unvoided = [(p, job_status) for p, job_status in rows if p.voided_at is None]
+    on_vessels = {p.vessel_id for p, job_status in unvoided if job_status in _ON_A_LABEL}
     live = [v for v in vessels if VesselStatus(v.status) not in NO_LONGER_IN_USE]
-    unlabelled = [v.code for v in live if v.id not in valid]
+    unlabelled = [v.code for v in live if v.id not in on_vessels]
     gone_ids = {v.id for v in vessels if VesselStatus(v.status) in NO_LONGER_IN_USE}
     return LabelReconciliation(
         batch_id=batch_id,
@@ -370,8 +506,10 @@ def reconciliation(session: Session, batch_id: int) -> LabelReconciliation:
         labels_printed=len(prints),
         reprints=sum(1 for p in prints if p.copy_number > 1),
         voided=sum(1 for p in prints if p.voided_at is not None),
+        awaiting_printer=sum(1 for _, s in unvoided if s == PrintJobStatus.QUEUED.value),
+        printer_failed=sum(1 for _, s in unvoided if s == PrintJobStatus.FAILED.value),
         labels_of_gone_vessels=sum(
-            1 for p in prints if p.voided_at is None and p.vessel_id in gone_ids
+            1 for p, s in unvoided if s in _ON_A_LABEL and p.vessel_id in gone_ids
         ),
         complete=not unlabelled,
     )

@@ -2,16 +2,14 @@
 the transaction of the event they announce, then delivered by a worker, HMAC-signed, retried with
 exponential back-off, every attempt logged.
 
-Delivery never holds a transaction open during the HTTP call: a worker first claims due
-deliveries (a lease: their next attempt is pushed past the call's timeout, `SKIP LOCKED` on
-PostgreSQL), commits, posts, then records the outcome in a second transaction.
+Delivery never holds a transaction open during the HTTP call (app/notifications/outbox.py): a
+worker first claims due deliveries (a lease: their next attempt is pushed past the call's timeout,
+`SKIP LOCKED` on PostgreSQL), commits, posts, then records the outcome in a second transaction.
 """
 
 import hashlib
 import hmac
 import json
-import logging
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -25,9 +23,9 @@ from app.audit.chain import canonical_json
 from app.clock import utcnow
 from app.config import Settings
 from app.db import SessionFactory, unit_of_work
+from app.notifications import outbox
 from app.notifications.models import WebhookAttempt, WebhookDelivery
-
-log = logging.getLogger("homeward.webhooks")
+from app.notifications.outbox import Retry, claim
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 TIMEOUT_S = 5.0
@@ -78,24 +76,6 @@ def enqueue(
     return deliveries
 
 
-def _claim(factory: SessionFactory, *, limit: int) -> list[WebhookDelivery]:
-    with unit_of_work(factory) as session:
-        now = utcnow()
-        query = (
-            select(WebhookDelivery)
-            .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
-            .order_by(col(WebhookDelivery.id))
-            .limit(limit)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        due = list(session.execute(query).scalars())
-        for delivery in due:
-            delivery.next_attempt_at = now + LEASE
-            session.add(delivery)
-        return due
-
-
 def _post(client: httpx.Client, delivery: WebhookDelivery) -> tuple[int | None, str | None]:
     try:
         response = client.post(
@@ -131,14 +111,15 @@ def _settle(
             )
         )
         delivery.attempts += 1
+        retry = Retry(settings.webhook_max_attempts, settings.webhook_backoff_seconds)
+        next_attempt = retry.next_attempt(delivery.attempts, now)
         if error is None:
             delivery.status = DELIVERED
             delivery.delivered_at = now
-        elif delivery.attempts >= settings.webhook_max_attempts:
+        elif next_attempt is None:
             delivery.status = FAILED
         else:
-            backoff = settings.webhook_backoff_seconds * 2 ** (delivery.attempts - 1)
-            delivery.next_attempt_at = now + timedelta(seconds=backoff)
+            delivery.next_attempt_at = next_attempt
         session.add(delivery)
         return delivery.status
 
@@ -151,7 +132,8 @@ def deliver_due(
     own = client is None
     client = client or httpx.Client()
     try:
-        for delivery in _claim(factory, limit=50):
+        due = claim(factory, WebhookDelivery, status=PENDING, limit=50, lease=LEASE)
+        for delivery in due:
             status_code, error = _post(client, delivery)
             outcome[_settle(factory, settings, delivery.id or 0, status_code, error)] += 1
     finally:
@@ -160,30 +142,22 @@ def deliver_due(
     return outcome
 
 
-class Worker:
+class Worker(outbox.Worker):
     """A daemon thread delivering due webhooks every `webhook_poll_seconds`."""
 
     def __init__(self, factory: SessionFactory, settings: Settings) -> None:
-        self.factory, self.settings = factory, settings
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="homeward-webhooks", daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client() as client:
-            while not self.stop.is_set():
-                try:
-                    deliver_due(self.factory, self.settings, client=client)
-                except Exception:  # a broken delivery must not stop the others
-                    log.exception("webhook delivery round failed")
-                self.stop.wait(self.settings.webhook_poll_seconds)
-
-    def start(self) -> "Worker":
-        self.thread.start()
-        return self
+        self.client = httpx.Client()
+        super().__init__(
+            "homeward-webhooks",
+            factory,
+            lambda f: sum(deliver_due(f, settings, client=self.client).values()),
+            poll_seconds=settings.webhook_poll_seconds,
+            join_seconds=TIMEOUT_S + 1,
+        )
 
     def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=TIMEOUT_S + 1)
+        super().close()
+        self.client.close()
 
 
 def deliveries(session: Session, limit: int = 200) -> list[dict[str, Any]]:

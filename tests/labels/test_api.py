@@ -450,6 +450,8 @@ def test_lbl4_reconciliation_of_labels_and_vessels(api: Api) -> None:
         "labels_printed": 0,
         "reprints": 0,
         "voided": 0,
+        "awaiting_printer": 0,
+        "printer_failed": 0,
         "labels_of_gone_vessels": 0,
         "complete": False,
     }
