@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
+from app.clock import utcnow
 from app.errors import InvalidState
 
 S = TypeVar("S", bound=StrEnum)
@@ -26,6 +27,8 @@ class Lifecycle(Generic[S]):
     entity_type: EntityType
     action: AuditAction
     transitions: Mapping[S, frozenset[S]]
+    # The record's column that takes the time of each move (None: the record keeps no such time).
+    stamp: str | None = None
 
     def allowed(self, current: S) -> frozenset[S]:
         return self.transitions[current]
@@ -56,6 +59,8 @@ def transition(
     current = type(target)(record.status)
     lifecycle.check(current, target, label=label)
     record.status = target.value
+    if lifecycle.stamp is not None:
+        setattr(record, lifecycle.stamp, utcnow())
     session.add(record)
     session.flush()
     audit.record(

@@ -46,4 +46,5 @@ BATCH_LIFECYCLE = Lifecycle(
     entity_type=EntityType.BATCH,
     action=AuditAction.BATCH_STATUS_CHANGED,
     transitions=TRANSITIONS,
+    stamp="status_changed_at",
 )
