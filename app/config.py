@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     protocol_doses: int = Field(default=3, ge=1, le=20)
     protocol_interval_min_days: int = Field(default=28, ge=0)
     protocol_interval_max_days: int = Field(default=42, ge=0)
+    # Days a patient whose batch ended (completed, rejected, destroyed) stays on the readiness
+    # board, so the clinic sees the outcome (ADR 0013).
+    board_ended_days: int = Field(default=14, ge=0, le=365)
     # Acceptable dose temperatures in transport and at receipt (CLN-3), per storage type.
     fresh_dose_min_c: float = 2.0
     fresh_dose_max_c: float = 8.0

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
+from app.clock import utcnow
 from app.errors import InvalidState
 
 S = TypeVar("S", bound=StrEnum)
@@ -29,6 +30,8 @@ class Lifecycle(Generic[S]):
     # States left, besides their `transitions`, only back to the state the record came from (a
     # hold): state -> the states it may return to. Only `transition(..., returning=True)` uses it.
     returns: Mapping[S, frozenset[S]] = field(default_factory=dict)
+    # The record's column that takes the time of each move (None: the record keeps no such time).
+    stamp: str | None = None
 
     def allowed(self, current: S) -> frozenset[S]:
         return self.transitions[current]
@@ -64,6 +67,8 @@ def transition(
     current = type(target)(record.status)
     lifecycle.check(current, target, label=label, returning=returning)
     record.status = target.value
+    if lifecycle.stamp is not None:
+        setattr(record, lifecycle.stamp, utcnow())
     session.add(record)
     session.flush()
     audit.record(

@@ -15,7 +15,10 @@ class Batch(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     batch_number: str = Field(max_length=24, unique=True)
     biopsy_id: int = Field(foreign_key="biopsy.id", unique=True)
-    status: str = Field(max_length=24)
+    status: str = Field(max_length=24, index=True)
+    # When the status last moved (lifecycle.transition stamps it): a batch that ended stays on
+    # the clinic's board for a while after this moment (ADR 0013).
+    status_changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     held_from: str | None = Field(default=None, max_length=24)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: int = Field(foreign_key="app_user.id")

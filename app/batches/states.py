@@ -52,4 +52,5 @@ BATCH_LIFECYCLE = Lifecycle(
     action=AuditAction.BATCH_STATUS_CHANGED,
     transitions=TRANSITIONS,
     returns=RETURNS,
+    stamp="status_changed_at",
 )

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request, Response
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
@@ -8,10 +8,13 @@ from app.auth.service import Principal
 from app.batches import service as batches
 from app.clinic import board, service
 from app.clinic.schemas import (
+    PAGE_SIZE,
     BedsideCheck,
     BedsidePublic,
     InfusionCreate,
     InfusionPublic,
+    PageLimit,
+    PageOffset,
     PlanCreate,
     PlannedInfusionPublic,
     ReadinessRow,
@@ -31,10 +34,21 @@ Reader = Annotated[Principal, Depends(require(Permission.BATCH_READ))]
 
 
 @router.get("/clinic/readiness", response_model=list[ReadinessRow])
-def readiness(session: SessionDep, settings: SettingsDep, _: Board) -> list[ReadinessRow]:
-    """Per patient: biopsy, batch state, QC progress, release, doses and plan, and `ready` with
-    the reason when not (CLN-1)."""
-    return board.readiness(session, settings)
+def readiness(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: Board,
+    limit: PageLimit = PAGE_SIZE,
+    offset: PageOffset = 0,
+) -> list[ReadinessRow]:
+    """Per patient in treatment, nearest an infusion first: biopsy, batch state, QC progress,
+    release, doses and plan, and `ready` with the reason when not (CLN-1). Paged: `X-Total-Count`
+    and a `Link` header to the next and previous pages."""
+    page = board.readiness(session, settings, limit=limit, offset=offset)
+    response.headers.update(page.headers(request.url))
+    return page.rows
 
 
 @router.post("/infusions/verify", response_model=BedsidePublic)

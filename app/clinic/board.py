@@ -1,19 +1,27 @@
-"""The clinic's readiness board (CLN-1): per patient, where their cells are and whether a dose
-can be infused now, with the reason when not — in a fixed number of queries however many
-patients."""
+"""The clinic's readiness board (CLN-1): per patient in treatment, where their cells are and
+whether a dose can be infused now, with the reason when not — a page at a time, in a fixed number
+of queries that read only what is open, however many patients and batches the lab has had."""
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, exists, func, or_, select, union
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from app.batches import service as batches
 from app.batches.models import Batch
-from app.batches.states import BatchStatus
+from app.batches.states import FINAL, BatchStatus
 from app.biopsies.models import Biopsy
 from app.clinic import service as clinic
 from app.clinic.bedside import SUPPLIED_STATES
-from app.clinic.schemas import DoseOnBoard, PlannedInfusionPublic, ReadinessRow
+from app.clinic.schemas import (
+    PAGE_SIZE,
+    BoardPage,
+    DoseOnBoard,
+    PlannedInfusionPublic,
+    ReadinessRow,
+)
 from app.clock import utcnow
 from app.config import Settings
 from app.deviations.models import Deviation
@@ -29,11 +37,12 @@ from app.specifications.models import SpecificationTest
 from app.storage.models import CustodyEvent
 from app.storage.schemas import CustodyKind
 from app.vessels.models import Vessel
-from app.vessels.states import VesselStatus
+from app.vessels.states import VesselKind, VesselStatus
 
 MANUFACTURING = frozenset(
     {BatchStatus.REGISTERED, BatchStatus.ISOLATION, BatchStatus.EXPANSION, BatchStatus.HARVESTED}
 )
+OPEN = [s.value for s in BatchStatus if s not in FINAL]
 
 
 @dataclass
@@ -52,18 +61,92 @@ class _Facts:
     planned: list[PlannedInfusionPublic]
 
 
-def _latest_per_patient(session: Session) -> list[tuple[Patient, Biopsy | None, Batch | None]]:
-    rows = session.execute(
+def _shown(cutoff: datetime):
+    """A batch keeps its patient on the board until it has ended for a while (ADR 0013)."""
+    return or_(col(Batch.status).in_(OPEN), col(Batch.status_changed_at) >= cutoff)
+
+
+def _candidates(cutoff: datetime):
+    """The biopsies that may be a patient's in treatment, read through indexes on what is open so
+    that history does not make them slower: those whose batch is shown, and those whose tube is
+    not in a batch yet (vessel.batch_id is empty only then)."""
+    return union(
+        select(Batch.biopsy_id.label("biopsy_id")).where(_shown(cutoff)),
+        select(Vessel.biopsy_id).where(
+            col(Vessel.batch_id).is_(None), Vessel.kind == VesselKind.BIOPSY_TUBE.value
+        ),
+    ).subquery("candidates")
+
+
+def _in_treatment(cutoff: datetime):
+    """The patient's newest live biopsy, with a batch shown or none yet (a biopsy rejected at
+    receipt has ended then): the patient is in treatment (ADR 0013)."""
+    newer = aliased(Biopsy)
+    return and_(
+        col(Patient.voided_at).is_(None),
+        col(Biopsy.voided_at).is_(None),
+        ~exists().where(
+            newer.patient_id == Biopsy.patient_id,
+            col(newer.voided_at).is_(None),
+            col(newer.id) > Biopsy.id,
+        ),
+        or_(
+            _shown(cutoff),
+            col(Batch.id).is_(None)
+            & or_(col(Biopsy.accepted).is_not(False), col(Biopsy.received_at) >= cutoff),
+        ),
+    )
+
+
+def _stage():
+    """The board's order: the patients nearest an infusion first (ADR 0013)."""
+    dose_at_clinic = exists().where(
+        Vessel.batch_id == Batch.id,
+        col(Vessel.is_dose).is_(True),
+        Vessel.status == VesselStatus.RECEIVED.value,
+    )
+    supplied = col(Batch.status).in_([s.value for s in SUPPLIED_STATES])
+    return case(
+        (col(Biopsy.accepted).is_(False), 6),  # rejected at receipt: ended
+        (col(Batch.id).is_(None), 5),
+        (supplied & dose_at_clinic, 0),
+        (supplied, 1),
+        (Batch.status == BatchStatus.ON_HOLD.value, 2),
+        (Batch.status == BatchStatus.QUARANTINE.value, 3),
+        (col(Batch.status).in_([s.value for s in MANUFACTURING]), 4),
+        else_=6,  # ended
+    )
+
+
+def _page(
+    session: Session, *, shown_for: timedelta, limit: int, offset: int
+) -> tuple[int, list[tuple[Patient, Biopsy, Batch | None]]]:
+    """The requested page of the patients in treatment and how many there are, in one query (two
+    for a page past the end, which has no row to carry the count)."""
+    cutoff = utcnow() - shown_for
+    candidates = _candidates(cutoff)
+    rows = (
         select(Patient, Biopsy, Batch)
-        .outerjoin(Biopsy, (col(Biopsy.patient_id) == Patient.id) & col(Biopsy.voided_at).is_(None))
+        .select_from(candidates)
+        .join(Biopsy, col(Biopsy.id) == candidates.c.biopsy_id)
+        .join(Patient, col(Patient.id) == Biopsy.patient_id)
         .outerjoin(Batch, col(Batch.biopsy_id) == Biopsy.id)
-        .where(col(Patient.voided_at).is_(None))
-        .order_by(col(Patient.id), col(Biopsy.id))
+        .where(_in_treatment(cutoff))
+    )
+    found = session.execute(
+        rows.add_columns(func.count().over())
+        .order_by(_stage(), col(Patient.family_name), col(Patient.given_name), col(Patient.id))
+        .limit(limit)
+        .offset(offset)
     ).all()
-    latest: dict[int, tuple[Patient, Biopsy | None, Batch | None]] = {}
-    for patient, biopsy, batch in rows:
-        latest[patient.id or 0] = (patient, biopsy, batch)  # the newest biopsy wins
-    return list(latest.values())
+    total = found[0][3] if found else _count(session, rows) if offset else 0
+    return total, [(patient, biopsy, batch) for patient, biopsy, batch, _ in found]
+
+
+def _count(session: Session, rows) -> int:
+    return session.execute(
+        select(func.count()).select_from(rows.with_only_columns(Biopsy.id).subquery())
+    ).scalar_one()
 
 
 def _doses(
@@ -79,7 +162,8 @@ def _doses(
     last_event: dict[int, str] = {}
     for vessel_id, event in session.execute(
         select(CustodyEvent.vessel_id, CustodyEvent.event)
-        .where(col(CustodyEvent.vessel_id).in_([v.id for v in vessels]))
+        .join(Vessel, col(Vessel.id) == CustodyEvent.vessel_id)
+        .where(col(Vessel.batch_id).in_(batch_ids), col(Vessel.is_dose).is_(True))
         .order_by(col(CustodyEvent.occurred_at), col(CustodyEvent.id))
     ):
         last_event[vessel_id] = event
@@ -105,11 +189,12 @@ def _doses(
 def _facts(session: Session, settings: Settings, batch_list: list[Batch]) -> dict[int, _Facts]:
     ids = [b.id or 0 for b in batch_list]
     current_spec = specifications.in_force(session, settings).id or 0
+    specs = {b.specification_id or current_spec for b in batch_list}
     counts = dict(
         session.execute(
-            select(SpecificationTest.specification_id, func.count()).group_by(
-                col(SpecificationTest.specification_id)
-            )
+            select(SpecificationTest.specification_id, func.count())
+            .where(col(SpecificationTest.specification_id).in_(specs))
+            .group_by(col(SpecificationTest.specification_id))
         ).all()
     )
     results: dict[int, list[QcResult]] = {batch_id: [] for batch_id in ids}
@@ -198,24 +283,28 @@ def _readiness(f: _Facts) -> str | None:
     return None
 
 
-def readiness(session: Session, settings: Settings) -> list[ReadinessRow]:
-    """The board, one row per patient (newest biopsy), ready ones first."""
-    patients = _latest_per_patient(session)
+def _waiting(biopsy: Biopsy) -> str:
+    """Why a patient whose newest biopsy has no batch yet cannot be infused."""
+    if biopsy.received_at is None:
+        return "biopsy not yet received at the lab"
+    if biopsy.accepted is False:
+        return "biopsy rejected at receipt"
+    return "biopsy received; batch not registered yet"
+
+
+def readiness(
+    session: Session, settings: Settings, *, limit: int = PAGE_SIZE, offset: int = 0
+) -> BoardPage:
+    """One page of the board, one row per patient in treatment (newest biopsy), nearest an
+    infusion first, in a fixed number of queries however many patients and batches exist."""
+    shown_for = timedelta(days=settings.board_ended_days)
+    total, patients = _page(session, shown_for=shown_for, limit=limit, offset=offset)
     batch_list = [batch for _, _, batch in patients if batch is not None]
-    facts = _facts(session, settings, batch_list)
+    facts = _facts(session, settings, batch_list) if batch_list else {}
     rows = []
     for patient, biopsy, batch in patients:
         f = facts.get(batch.id or 0) if batch is not None else None
-        if f is None:
-            reason = (
-                "no biopsy registered"
-                if biopsy is None
-                else "biopsy not yet received at the lab"
-                if biopsy.received_at is None
-                else "biopsy received; batch not registered yet"
-            )
-        else:
-            reason = _readiness(f)
+        reason = _readiness(f) if f is not None else _waiting(biopsy)
         rows.append(
             ReadinessRow(
                 patient_id=patient.id or 0,
@@ -227,7 +316,7 @@ def readiness(session: Session, settings: Settings) -> list[ReadinessRow]:
                 doses=f.doses if f else [],
                 patient_name=f"{patient.family_name}, {patient.given_name}",
                 batch_number=batch.batch_number if batch else None,
-                biopsy_collected_at=biopsy.collected_at if biopsy else None,
+                biopsy_collected_at=biopsy.collected_at,
                 qc_passed=f.passed if f else 0,
                 qc_total=f.tests if f else 0,
                 release=f.state.describe() if f and f.state else None,
@@ -235,4 +324,4 @@ def readiness(session: Session, settings: Settings) -> list[ReadinessRow]:
                 planned_infusions=f.planned if f else [],
             )
         )
-    return sorted(rows, key=lambda r: (not r.ready, r.patient_name))
+    return BoardPage(rows=rows, total=total, limit=limit, offset=offset)

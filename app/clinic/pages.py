@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.clinic import board, service
-from app.clinic.schemas import BedsideCheck, InfusionCreate
+from app.clinic.schemas import PAGE_SIZE, BedsideCheck, InfusionCreate, PageLimit, PageOffset
 from app.clock import utcnow
 from app.config import SettingsDep
 from app.errors import InvalidRequest
@@ -28,10 +28,16 @@ Field = Annotated[str, Form(max_length=256)]
 
 @router.get("/clinic", response_class=HTMLResponse)
 def readiness(
-    request: Request, session: SessionDep, settings: SettingsDep, principal: Board
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Board,
+    limit: PageLimit = PAGE_SIZE,
+    offset: PageOffset = 0,
 ) -> HTMLResponse:
-    rows = board.readiness(session, settings)
-    return render(request, "clinic/board.html", principal=principal, rows=rows)
+    """The board, a page at a time, with links to the next and previous pages."""
+    page = board.readiness(session, settings, limit=limit, offset=offset)
+    return render(request, "clinic/board.html", principal=principal, page=page)
 
 
 @router.get("/bedside", response_class=HTMLResponse)

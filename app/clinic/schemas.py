@@ -1,10 +1,13 @@
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.datastructures import URL
 
 from app.signatures.schemas import Password
-from app.types import CodeInput, FiniteFloat, LongText, Timestamp
+from app.types import MAX_ID, CodeInput, FiniteFloat, LongText, Timestamp
 
 WristbandMrn = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -116,3 +119,37 @@ class ReadinessRow(BaseModel):
     release: str | None
     alerts: list[str]
     planned_infusions: list[PlannedInfusionPublic]
+
+
+# The board comes in pages (ADR 0013): `?limit=` rows (at most PAGE_MAX) from `?offset=`.
+PAGE_SIZE = 50
+PAGE_MAX = 200
+PageLimit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Patients per page.")]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_ID, description="Patients to skip.")]
+
+
+@dataclass(frozen=True)
+class BoardPage:
+    """One page of the board and where it sits among all the patients in treatment."""
+
+    rows: list[ReadinessRow]
+    total: int
+    limit: int
+    offset: int
+
+    @property
+    def next_offset(self) -> int | None:
+        return self.offset + self.limit if self.offset + self.limit < self.total else None
+
+    @property
+    def previous_offset(self) -> int | None:
+        return max(self.offset - self.limit, 0) if self.offset > 0 else None
+
+    def headers(self, url: URL) -> dict[str, str]:
+        """`X-Total-Count`, and a `Link` to the next and previous pages (RFC 8288)."""
+        links = [
+            f'<{url.include_query_params(limit=self.limit, offset=offset)}>; rel="{rel}"'
+            for rel, offset in (("next", self.next_offset), ("prev", self.previous_offset))
+            if offset is not None
+        ]
+        return {"X-Total-Count": str(self.total)} | ({"Link": ", ".join(links)} if links else {})

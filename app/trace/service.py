@@ -1,12 +1,14 @@
 """Traceability both ways (COI-7, 21 CFR 1271.290): patient -> every vessel and dose, any vessel
 -> its ancestry and patient, material lot -> every batch, vessel and dose made with it.
 
-Each answer is a fixed number of SQL round trips however large the tree: the graph walks are
-recursive CTEs over `vessel.parent_id` and the inputs of each vessel's producing step."""
+Each answer is a fixed number of SQL round trips however large the tree, and reads through
+indexes only what belongs to it, however large the database: the graph walks are recursive CTEs
+over `vessel.parent_id` and the inputs of each vessel's producing step."""
 
 from typing import Any
 
-from sqlalchemy import literal, select, union
+from sqlalchemy import case, false, literal, select, true, union_all
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from app.batches import service as batches
@@ -23,22 +25,30 @@ from app.vessels.models import Vessel
 from app.vessels.repository import identity_by_code, vessels_with_parent_codes
 
 
-def _parents():
-    """Edges child -> parent: the recorded parent, and every input of the producing step."""
-    by_parent = select(Vessel.id.label("child"), Vessel.parent_id.label("parent")).where(
-        col(Vessel.parent_id).is_not(None)
-    )
-    by_step = select(Vessel.id.label("child"), StepInput.vessel_id.label("parent")).join(
-        StepInput, StepInput.step_id == Vessel.produced_by_step_id
-    )
-    return union(by_parent, by_step).subquery("edges")
+def _hops():
+    """Two rows, one per kind of edge from a vessel to where it came from: its recorded parent
+    (by_step false) and the inputs of the step that made it (by_step true).
+
+    Each level of a walk joins its vessels to these rows once, so every edge is followed through
+    its own index (vessel.parent_id, step_input, vessel.produced_by_step_id). A union of the two
+    kinds of edge cannot be used: PostgreSQL does not push the walk's join into it and would read
+    every vessel at every level, and the walk may name itself only once per level."""
+    return union_all(select(false().label("by_step")), select(true())).subquery("hop")
 
 
 def ancestors(session: Session, vessel_id: int) -> list[int]:
     """Every vessel `vessel_id` came from, in one recursive query."""
-    edges = _parents()
+    hop, vessel = _hops(), aliased(Vessel)
     tree = select(literal(vessel_id).label("id")).cte("ancestry", recursive=True)
-    tree = tree.union(select(edges.c.parent).join(tree, edges.c.child == tree.c.id))
+    parent = case((hop.c.by_step, StepInput.vessel_id), else_=vessel.parent_id)
+    tree = tree.union(
+        select(parent)
+        .select_from(tree)
+        .join(vessel, vessel.id == tree.c.id)
+        .join(hop, true())
+        .outerjoin(StepInput, hop.c.by_step & (StepInput.step_id == vessel.produced_by_step_id))
+        .where(parent.is_not(None))
+    )
     return [row for row in session.execute(select(tree.c.id)).scalars() if row != vessel_id]
 
 
@@ -46,10 +56,19 @@ def descendants_of(session: Session, seed_ids: list[int]) -> list[int]:
     """Every vessel made (directly or not) from the seeds, seeds included, in one query."""
     if not seed_ids:
         return []
-    edges = _parents()
+    hop, by_parent, by_step = _hops(), aliased(Vessel), aliased(Vessel)
     seeds = select(Vessel.id.label("id")).where(col(Vessel.id).in_(seed_ids))
     tree = seeds.cte("descent", recursive=True)
-    tree = tree.union(select(edges.c.child).join(tree, edges.c.parent == tree.c.id))
+    child = case((hop.c.by_step, by_step.id), else_=by_parent.id)
+    tree = tree.union(
+        select(child)
+        .select_from(tree)
+        .join(hop, true())
+        .outerjoin(by_parent, ~hop.c.by_step & (by_parent.parent_id == tree.c.id))
+        .outerjoin(StepInput, hop.c.by_step & (StepInput.vessel_id == tree.c.id))
+        .outerjoin(by_step, by_step.produced_by_step_id == StepInput.step_id)
+        .where(child.is_not(None))
+    )
     return list(session.execute(select(tree.c.id)).scalars())
 
 

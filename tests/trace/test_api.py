@@ -5,11 +5,17 @@ the electronic batch record, and a fixed number of SQL round trips however large
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from app.auth.permissions import Role
 from app.identity.codes import DIN, VesselCode
-from tests.helpers import Api, iso, statements, unique
+from app.trace import service as trace
+from app.vessels import service as vessels
+from app.vessels.models import Vessel
+from app.vessels.repository import identity_by_code
+from app.vessels.states import VesselKind
+from tests.helpers import Api, iso, make_user, statements, unique
 
 # -- helpers ---------------------------------------------------------------------------------------
 
@@ -219,6 +225,39 @@ def test_coi7_a_dose_traces_back_through_every_ancestor_to_the_biopsy_tube(api):
     assert trace["patient"]["coi"] == patient["coi"]
     assert trace["batch"]["id"] == made["batch"]["id"]
     assert trace["batch"]["batch_number"] == made["batch"]["batch_number"]
+
+
+def test_coi7_walks_follow_a_recorded_parent_as_well_as_the_inputs_of_a_step(api, db):
+    """A vessel with a recorded parent and no producing step (none today but the biopsy tube's
+    children could be) is still traced both ways: each walk follows both kinds of edge."""
+    made = _full_batch(api)
+    by_code = {
+        v.code: v
+        for v in db.execute(select(Vessel).where(Vessel.batch_id == made["batch"]["id"])).scalars()
+    }
+    flask = by_code[made["passaged"][1]]  # an input of the harvest, not its recorded parent
+    found = identity_by_code(db, flask.code)
+    assert found is not None
+    technician = make_user(db, api.settings, roles=[Role.TECHNICIAN])
+    split = vessels.create(
+        db,
+        actor=technician,
+        biopsy=found.biopsy,
+        coi=found.patient.coi,
+        batch_id=flask.batch_id,
+        kind=VesselKind.FLASK,
+        parent=flask,
+    )
+    assert split.produced_by_step_id is None
+    ancestry = {by_id.code for by_id in _vessels(db, trace.ancestors(db, split.id or 0))}
+    assert ancestry == {made["tube"], *made["isolated"], flask.code}
+    tube = by_code[made["tube"]]
+    descent = {v.code for v in _vessels(db, trace.descendants_of(db, [tube.id or 0]))}
+    assert descent == set(by_code) | {split.code}
+
+
+def _vessels(db, ids: list[int]) -> list[Vessel]:
+    return list(db.execute(select(Vessel).where(col(Vessel.id).in_(ids))).scalars())
 
 
 def test_coi7_a_qc_sample_traces_back_through_the_dose_it_was_taken_from(api):
