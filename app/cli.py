@@ -1,6 +1,7 @@
 """`homeward`: the operators' command line."""
 
 import json
+import signal
 import sys
 import time
 from typing import Annotated
@@ -114,6 +115,10 @@ def audit_verify() -> None:
     raise typer.Exit(1)
 
 
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 @cli.command("bench")
 def bench(
     server: Annotated[
@@ -137,6 +142,10 @@ def bench(
     def progress(step: str) -> None:
         typer.echo(f"[{time.monotonic() - began:6.1f} s] {step}", err=True)
 
+    # A terminated or interrupted run still stops its servers and drops its database: both
+    # signals unwind through the clean-up (a shell starts background jobs with SIGINT ignored).
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _interrupted)
     chosen = usable[0] if generator == "auto" else generator
     figures = run_bench(server, quick=quick, generator=chosen, progress=progress)
     progress("done")
