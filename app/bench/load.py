@@ -76,9 +76,10 @@ def run(load: Load, *, generator: str, clients: int, seconds: int, warmup: int) 
 
 
 def _with_starved(result: LoadResult) -> LoadResult:
-    """The latencies with the requests the figures leave out: a connection that got neither an
-    answer nor a failure in the whole run waited the whole run (its request still in flight
-    when wrk stops is in no histogram), so those waits bound the percentiles from below."""
+    """The figures with the requests they leave out: a connection that got neither an answer
+    nor a failure in the whole run waited the whole run (a request still in flight when wrk
+    stops is in no histogram). Each is a failure ("no_answer"), and their waits bound the
+    percentiles from below."""
     ended = result.answers + sum(result.failures.values())
     starved = max(0, result.clients - ended)
     if not starved:
@@ -90,6 +91,7 @@ def _with_starved(result: LoadResult) -> LoadResult:
         p50_ms=max(result.p50_ms, waited) if share > 0.5 else result.p50_ms,
         p99_ms=max(result.p99_ms, waited) if share > 0.01 else result.p99_ms,
         max_ms=max(result.max_ms, waited),
+        failures=result.failures | {"no_answer": starved},
     )
 
 

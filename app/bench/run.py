@@ -192,10 +192,6 @@ def _scan_levels(
         )
         fresh = False
         recovery = _recovery_s(server.client)
-        failures = dict(result.failures)
-        if recovery is None and result.unanswered:
-            # The server hangs: what was still waiting when the load ended never got an answer.
-            failures["unanswered"] = result.unanswered
         n = f"c{clients}{suffix}"
         figures |= {
             f"scan_{n}_answers": result.answers,
@@ -205,10 +201,10 @@ def _scan_levels(
             f"scan_{n}_max_ms": result.max_ms,
             f"scan_{n}_errors": sum(
                 count
-                for status, count in failures.items()
+                for status, count in result.failures.items()
                 if status not in OVERLOAD_ANSWERS.get(clients, ())
             ),
-            f"scan_{n}_failures": failures,
+            f"scan_{n}_failures": result.failures,
             f"scan_{n}_unanswered_at_end": result.unanswered,
             f"scan_{n}_recovery_s": RECOVERY_TIMEOUT_S if recovery is None else recovery,
             f"scan_{n}_stuck": recovery is None,
