@@ -1,16 +1,23 @@
 """`homeward`: the operators' command line."""
 
+import json
+import signal
 import sys
+import time
 from typing import Annotated
 
 import typer
 import uvicorn
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 
 import app.models  # noqa: F401  (every table mapped before the first query)
 from app.audit.service import verify_chain
 from app.auth import service as auth
 from app.auth.schemas import UserCreate
+from app.bench import report
+from app.bench.load import generators
+from app.bench.run import run as run_bench
 from app.config import get_settings
 from app.db import SessionFactory, make_engine, session_factory_for, unit_of_work
 from app.demo import seed
@@ -106,6 +113,44 @@ def audit_verify() -> None:
         err=True,
     )
     raise typer.Exit(1)
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@cli.command("bench")
+def bench(
+    server: Annotated[
+        str,
+        typer.Option(help="PostgreSQL server URL; a scratch database is made on it and dropped"),
+    ],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Short runs, smaller data (~1 min)")] = (
+        False
+    ),
+    generator: Annotated[str, typer.Option(help="Load generator: auto, wrk or httpx")] = "auto",
+) -> None:
+    """Measure the PERF bars of DESIGN §12 (scan under load, ceiling, labels, audit, board)."""
+    if make_url(server).get_backend_name() != "postgresql":
+        raise typer.BadParameter("the bench runs on a PostgreSQL server", param_hint="--server")
+    usable = generators()
+    if generator not in ("auto", *usable):
+        raise typer.BadParameter(f"use one of: auto, {', '.join(usable)}", param_hint="--generator")
+    began = time.monotonic()
+
+    def progress(step: str) -> None:
+        typer.echo(f"[{time.monotonic() - began:6.1f} s] {step}", err=True)
+
+    # A terminated or interrupted run still stops its servers and drops its database: both
+    # signals unwind through the clean-up (a shell starts background jobs with SIGINT ignored).
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _interrupted)
+    chosen = usable[0] if generator == "auto" else generator
+    figures = run_bench(server, quick=quick, generator=chosen, progress=progress)
+    progress("done")
+    shown = json.dumps(report.with_bars(figures), indent=2) if json_output else None
+    typer.echo(shown or report.table(figures))
 
 
 def main() -> None:

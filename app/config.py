@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = Field(default=5.0, gt=0)
     webhook_poll_seconds: float = Field(default=2.0, gt=0)
 
+    # Benchmark only (`homeward bench`): accepted scans write no audit event, so the bench can
+    # measure what the scan's record costs (DESIGN §12). Refusals are still recorded; refused
+    # outside development.
+    scan_audit: bool = True
+
     @field_validator("display_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -81,6 +86,8 @@ class Settings(BaseSettings):
                 "HOMEWARD_SECRET_KEY is still the development default; set a random secret "
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
             )
+        if self.environment != "development" and not self.scan_audit:
+            raise ValueError("HOMEWARD_SCAN_AUDIT=0 is for benchmarks on development servers only.")
         if self.environment != "development" and len(self.secret_key) < 32:
             raise ValueError("HOMEWARD_SECRET_KEY must be at least 32 characters in production.")
         if (

@@ -46,8 +46,18 @@ def _mismatches(found: VesselIdentity, expect: ScanExpectation, din: DIN | None)
     return problems
 
 
-def scan(session: Session, *, actor: User, code: str, expect: ScanExpectation | None) -> ScanResult:
-    """The scanned vessel with its batch, DIN and COI, or a refusal that names the problem."""
+def scan(
+    session: Session,
+    *,
+    actor: User,
+    code: str,
+    expect: ScanExpectation | None,
+    record_accepted: bool = True,
+) -> ScanResult:
+    """The scanned vessel with its batch, DIN and COI, or a refusal that names the problem.
+
+    Every refusal is audited; an accepted scan too unless `record_accepted` is False (benchmark
+    servers only, `Settings.scan_audit`)."""
     try:
         parsed = parse_vessel_code(code)
         expected_din = parse_din(expect.din) if expect and expect.din is not None else None
@@ -85,18 +95,19 @@ def scan(session: Session, *, actor: User, code: str, expect: ScanExpectation | 
         raise InvalidState(
             f"Vessel {parsed.value} belongs to a voided registration; it must not be used."
         )
-    audit.record(
-        session,
-        actor=actor,
-        action=AuditAction.SCAN_OK,
-        entity_type=EntityType.VESSEL,
-        entity_id=found.vessel.id,
-        coi=coi,
-        new={
-            "code": parsed.value,
-            "expected": expect.model_dump(exclude_none=True) if expect else {},
-        },
-    )
+    if record_accepted:
+        audit.record(
+            session,
+            actor=actor,
+            action=AuditAction.SCAN_OK,
+            entity_type=EntityType.VESSEL,
+            entity_id=found.vessel.id,
+            coi=coi,
+            new={
+                "code": parsed.value,
+                "expected": expect.model_dump(exclude_none=True) if expect else {},
+            },
+        )
     batch_summary = (
         batches.summary(batches.BatchContext(found.batch, found.biopsy, found.patient))
         if found.batch is not None

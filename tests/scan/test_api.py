@@ -2,10 +2,13 @@
 with its batch, DIN and COI (COI-4, COI-5, AUD-1)."""
 
 import pytest
+from fastapi.testclient import TestClient
 
 from app.audit.actions import AuditAction
 from app.auth.permissions import Role
+from app.config import Settings
 from app.identity.codes import DIN, VesselCode
+from app.main import create_app
 from tests.helpers import audit_events
 
 
@@ -96,3 +99,21 @@ def test_coi4_an_invalid_din_expectation_is_invalid_code(api):
     batch = api.batch()
     response = _scan(api, batch["tube_code"], {"din": batch["din"] + "Z"})
     assert response.status_code == 422 and response.json()["error"] == "invalid_code"
+
+
+def test_perf_a_benchmark_server_skips_only_the_accepted_scans_record(api, db, settings):
+    """`homeward bench` measures the record's cost with HOMEWARD_SCAN_AUDIT=0, which only a
+    development server accepts; a mismatch is audited all the same (COI-5)."""
+    batch = api.batch()
+    bench = settings.model_copy(update={"scan_audit": False})
+    factory = api.client.app.state.session_factory
+    with TestClient(create_app(bench, factory)) as client:
+        headers = api.as_role(Role.TECHNICIAN)
+        ok = client.post("/api/v1/scan", json={"code": batch["tube_code"]}, headers=headers)
+        wrong = {"code": batch["tube_code"], "expect": {"batch_id": batch["id"] + 1}}
+        refused = client.post("/api/v1/scan", json=wrong, headers=headers)
+    assert (ok.status_code, refused.status_code) == (200, 409)
+    assert audit_events(db, AuditAction.SCAN_OK) == []
+    assert len(audit_events(db, AuditAction.SCAN_IDENTITY_MISMATCH)) == 1
+    with pytest.raises(ValueError, match="HOMEWARD_SCAN_AUDIT"):
+        Settings(environment="production", secret_key="x" * 40, scan_audit=False)
