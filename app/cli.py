@@ -1,7 +1,9 @@
 """`homeward`: the operators' command line."""
 
+import asyncio
 import json
 import signal
+import socket
 import sys
 import time
 from typing import Annotated
@@ -10,6 +12,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 import app.models  # noqa: F401  (every table mapped before the first query)
 from app.audit.service import verify_chain
@@ -19,7 +22,7 @@ from app.bench import report
 from app.bench.load import generators
 from app.bench.run import run as run_bench
 from app.config import get_settings
-from app.db import SessionFactory, make_engine, session_factory_for, unit_of_work
+from app.db import OPERATOR_LIMITS, SessionFactory, make_engine, session_factory_for, unit_of_work
 from app.demo import seed
 from app.errors import HomewardError
 from app.logs import log_config
@@ -37,7 +40,7 @@ cli.add_typer(audit_cli, name="audit")
 
 
 def _factory() -> SessionFactory:
-    return session_factory_for(make_engine(get_settings().database_url))
+    return session_factory_for(make_engine(get_settings().database_url, limits=OPERATOR_LIMITS))
 
 
 @db_cli.command("upgrade")
@@ -95,8 +98,24 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        http=NoDelayH11Protocol,
         log_config=log_config(),
     )
+
+
+class NoDelayH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with Nagle's algorithm off on every connection.
+
+    asyncio turns it off only for sockets it recognises as TCP; the listening socket uvicorn
+    hands to its worker processes is not, so with `--workers 2` every keep-alive answer waited
+    for the client's delayed ACK: 44 ms per request (measured), whatever the request.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
 
 
 @audit_cli.command("verify")

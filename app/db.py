@@ -64,6 +64,9 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits.of(Settings.model_construct())  # the settings' defaults, env unread
+# Operators' tools (CLI, benchmarks' data loads): long statements are their job, and nobody waits
+# behind them for an answer; 0 turns PostgreSQL's statement and idle timeouts off.
+OPERATOR_LIMITS = Limits(busy_timeout_s=30.0, statement_timeout_s=0.0, pool_size=5)
 
 
 def make_engine(url: str, *, pool: bool = True, limits: Limits = DEFAULT_LIMITS) -> Engine:
@@ -187,10 +190,7 @@ def transaction(session: Session) -> Iterator[Session]:
             _write_aftermath(session, exc)
         raise
     except Exception as exc:
-        session.rollback()
-        busy = busy_error(exc)
-        if busy is not None:
-            raise busy from exc
+        _roll_back(session, exc)
         raise
 
 
@@ -200,11 +200,16 @@ def _write_aftermath(session: Session, exc: HomewardError) -> None:
         exc.aftermath(session)
         session.commit()
     except Exception as failure:
-        session.rollback()
-        busy = busy_error(failure)
-        if busy is not None:
-            raise busy from failure
+        _roll_back(session, failure)
         raise
+
+
+def _roll_back(session: Session, exc: Exception) -> None:
+    """Roll back after `exc`; a database wait past its bound is raised as `Busy` instead."""
+    session.rollback()
+    busy = busy_error(exc)
+    if busy is not None:
+        raise busy from exc
 
 
 @contextmanager

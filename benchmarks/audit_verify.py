@@ -20,7 +20,7 @@ from app.audit.service import verify_chain
 from app.bench.data import fill_audit_chain
 from app.bench.database import scratch_database
 from app.bench.report import AUDIT_VERIFY_PER_S
-from app.db import make_engine, session_factory_for
+from app.db import OPERATOR_LIMITS, make_engine, session_factory_for
 from app.migrate import upgrade
 
 
@@ -28,7 +28,7 @@ def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     with scratch_database(sys.argv[2] if len(sys.argv) > 2 else None) as url:
         upgrade(url)
-        engine = make_engine(url)
+        engine = make_engine(url, limits=OPERATOR_LIMITS)
         fill_audit_chain(engine, count)
         with engine.connect() as connection:
             began = time.perf_counter()

@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from app.audit.chain import GENESIS, canonical_json, event_hash
 from app.bench.database import libpq
-from app.db import make_engine
+from app.db import OPERATOR_LIMITS, make_engine
 from app.vessels.repository import identity_by_code
 
 PROCESSES = 2
@@ -65,7 +65,7 @@ def scan_select(database_url: str, code: str) -> tuple[str, str]:
     """The SQL text `identity_by_code` sends for a scan, and the name of its code parameter.
 
     Also creates the scratch table the ceiling inserts into."""
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, limits=OPERATOR_LIMITS)
     try:
         with Session(engine) as session, _captured(session) as sent:
             identity_by_code(session, code)

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 import app.models  # noqa: F401  (every table mapped before the demo's first query)
 from app.config import Settings
-from app.db import make_engine, session_factory_for
+from app.db import OPERATOR_LIMITS, make_engine, session_factory_for
 from app.demo import seed
 from app.migrate import upgrade
 
@@ -59,7 +59,7 @@ def bench_settings(url: str) -> Settings:
 def load_demo(url: str) -> None:
     """Bring the database to the newest schema and load the demo users and patients."""
     upgrade(url)
-    engine = make_engine(url)
+    engine = make_engine(url, limits=OPERATOR_LIMITS)
     try:
         seed(session_factory_for(engine), bench_settings(url))
     finally:

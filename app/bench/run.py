@@ -30,7 +30,7 @@ from app.bench.database import libpq, load_demo, scratch_database
 from app.bench.load import REQUEST_TIMEOUT_S, Load
 from app.bench.load import run as run_load
 from app.bench.server import get_json, running_server, scan_bodies, token, wait_answering
-from app.db import make_engine, session_factory_for
+from app.db import OPERATOR_LIMITS, make_engine, session_factory_for
 from app.demo import DEMO_USERS
 
 OVERLOAD_CLIENTS = 256
@@ -224,7 +224,7 @@ def run(server_url: str, *, quick: bool, generator: str, progress: Progress) -> 
         workdir = Path(directory)
         progress("scratch database: migrating, loading the demo data")
         load_demo(url)
-        engine = make_engine(url)
+        engine = make_engine(url, limits=OPERATOR_LIMITS)
         try:
             figures |= _machine(engine)
             with _Server(url, workdir) as server:
