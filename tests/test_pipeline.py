@@ -100,8 +100,8 @@ def test_perf_rel_when_every_slot_waits_a_new_request_is_busy_within_the_bound(
 def test_perf_reads_do_not_wait_behind_a_writer_and_writes_are_busy_past_the_bound(
     lab, committed_engine, dialect
 ):
-    """SQLite: only transactions that write begin IMMEDIATE. PostgreSQL: a held row lock
-    blocks neither readers nor writers of other rows."""
+    """SQLite: only transactions that write begin IMMEDIATE. PostgreSQL: a held lock on another
+    chain (the global one) blocks neither readers nor a scan appending to its patient's chain."""
     api, _, batch, flasks = lab
     with committed_engine.connect() as holder:
         if dialect == "sqlite":
