@@ -23,6 +23,7 @@ def test_timestamps_come_back_aware_in_utc(db):
         action=AuditAction.USER_CREATED,
         entity_type=EntityType.USER,
         entity_id=None,
+        coi=None,
     )
     db.commit()
     db.expire_all()
@@ -76,6 +77,7 @@ def test_aud4_unit_of_work_rolls_back_the_change_but_keeps_the_aftermath(session
             action=AuditAction.LOGIN_FAILED,
             entity_type=EntityType.USER,
             entity_id=None,
+            coi=None,
         )
 
     with pytest.raises(Conflict), unit_of_work(session_factory) as session:
@@ -85,6 +87,7 @@ def test_aud4_unit_of_work_rolls_back_the_change_but_keeps_the_aftermath(session
             action=AuditAction.USER_CREATED,
             entity_type=EntityType.USER,
             entity_id=None,
+            coi=None,
         )
         raise Conflict("refused", aftermath=aftermath)
     actions = [event.action for event in audit_events(db)]

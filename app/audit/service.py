@@ -59,12 +59,14 @@ def record(
     action: AuditAction,
     entity_type: EntityType,
     entity_id: int | None,
-    coi: str | None = None,
+    coi: str | None,
     old: dict[str, Any] | None = None,
     new: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> AuditEvent:
-    """Add one event to the chain of `coi` (or the global chain) in the current transaction.
+    """Add one event to the chain of `coi` (or, for `coi=None`, the global chain of records of
+    no patient) in the current transaction. There is no default: every caller names its chain,
+    so a patient's event can never land where the patient's own trail cannot see it.
 
     The event is appended when the transaction commits, as its last statements: the chain lock
     is held only for the append and the commit, never while the request does anything else.

@@ -125,6 +125,7 @@ def create_user(
         entity_type=EntityType.USER,
         entity_id=user.id,
         new={"username": username, "full_name": full_name, "roles": sorted(roles)},
+        coi=None,
     )
     return user
 
@@ -146,6 +147,7 @@ def set_roles(session: Session, *, actor: User, user: User, roles: list[Role]) -
         entity_id=user.id,
         old={"roles": old},
         new={"roles": sorted(roles)},
+        coi=None,
     )
 
 
@@ -168,6 +170,7 @@ def set_active(session: Session, *, actor: User, user: User, active: bool) -> No
         entity_id=user.id,
         old={"active": not active},
         new={"active": active},
+        coi=None,
     )
 
 
@@ -186,6 +189,7 @@ def unlock(session: Session, *, actor: User, user: User) -> None:
         entity_id=user.id,
         old=old,
         new={"locked": False, "failed_logins": 0},
+        coi=None,
     )
 
 
@@ -217,6 +221,7 @@ def record_failed_password(
         entity_type=EntityType.USER,
         entity_id=user_id,
         new={"failed_attempts": failures, **(context or {})},
+        coi=None,
     )
     if failures >= settings.lockout_threshold and not user.locked:
         user.locked = True
@@ -232,6 +237,7 @@ def record_failed_password(
             old={"locked": False},
             new={"locked": True, "failed_attempts": failures},
             reason=f"{failures} consecutive failed password attempts",
+            coi=None,
         )
 
 
@@ -246,6 +252,7 @@ def _record_unknown_login(session: Session, *, username: str) -> None:
             "username": username if USERNAME_RE.fullmatch(username) else "(not a valid username)",
             "reason": "unknown or inactive user",
         },
+        coi=None,
     )
 
 
@@ -268,6 +275,7 @@ def login(session: Session, settings: Settings, *, username: str, password: str)
                 entity_type=EntityType.USER,
                 entity_id=user.id,
                 new={"reason": "account locked"},
+                coi=None,
             ),
         )
     if not security.password_matches(settings, user.password_hash, password):
@@ -299,6 +307,7 @@ def login(session: Session, settings: Settings, *, username: str, password: str)
         action=AuditAction.LOGIN,
         entity_type=EntityType.USER,
         entity_id=user.id,
+        coi=None,
     )
     return token
 
@@ -368,6 +377,7 @@ def logout(session: Session, settings: Settings, *, principal: Principal, token:
         action=AuditAction.LOGOUT,
         entity_type=EntityType.USER,
         entity_id=principal.user.id,
+        coi=None,
     )
 
 

@@ -92,6 +92,7 @@ def _witness(session: Session, settings: Settings, *, actor: User, data: Infusio
         entity_type=EntityType.USER,
         entity_id=None,
         new={"witness": data.witness_username[:64], "dose_code": normalize(data.dose_code)[:40]},
+        coi=None,
     )
     if data.witness_username == actor.username:
         raise Forbidden(

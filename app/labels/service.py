@@ -319,6 +319,7 @@ def create_printer(session: Session, *, actor: User, data: PrinterCreate) -> Lab
         entity_type=EntityType.PRINTER,
         entity_id=row.id,
         new=data.model_dump(),
+        coi=None,
     )
     return row
 

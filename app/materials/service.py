@@ -55,7 +55,13 @@ def _create(
 ) -> None:
     add_unique(session, record, DuplicateCode(conflict))
     audit.record(
-        session, actor=actor, action=action, entity_type=entity_type, entity_id=record.id, new=new
+        session,
+        actor=actor,
+        action=action,
+        entity_type=entity_type,
+        entity_id=record.id,
+        new=new,
+        coi=None,
     )
 
 
@@ -122,6 +128,7 @@ def set_in_service(
         entity_id=equipment.id,
         old={"in_service": old},
         new={"in_service": in_service},
+        coi=None,
     )
     return equipment
 

@@ -168,7 +168,9 @@ def enter(
         raise InvalidState(
             f"Batch {context.batch.batch_number} is {status}; it takes no more QC results."
         )
-    spec = specifications.pinned(session, settings, context.batch, actor=actor)
+    spec = specifications.pinned(
+        session, settings, context.batch, actor=actor, coi=context.patient.coi
+    )
     test = _test(specifications.tests_of(session, [spec.id or 0])[spec.id or 0], spec, data.test)
     evaluated = evaluate(test, data.value, data.unit)
     sample = _sample(session, actor, context, data.sample_code)

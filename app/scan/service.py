@@ -27,6 +27,7 @@ def _refusal_record(actor: User, action: AuditAction, code: str, **facts: object
         entity_type=EntityType.VESSEL,
         entity_id=None,
         new={"code": normalize(code)[:40], **facts},
+        coi=None,
     )
 
 

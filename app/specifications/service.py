@@ -99,6 +99,7 @@ def _insert(
         entity_type=EntityType.SPECIFICATION,
         entity_id=spec.id,
         new=content(spec, rows),
+        coi=None,
     )
     return spec, rows
 
@@ -178,9 +179,12 @@ def tests_of(session: Session, specification_ids: list[int]) -> dict[int, list[S
     return found
 
 
-def pinned(session: Session, settings: Settings, batch: Batch, *, actor: User) -> Specification:
+def pinned(
+    session: Session, settings: Settings, batch: Batch, *, actor: User, coi: str
+) -> Specification:
     """The version `batch` is tested against: pinned at registration; a batch registered before
-    specifications existed is pinned to the version in force now (audited)."""
+    specifications existed is pinned to the version in force now (audited in the trail of its
+    patient, `coi`)."""
     if batch.specification_id is not None:
         return get(session, batch.specification_id)
     spec = in_force(session, settings)
@@ -195,6 +199,7 @@ def pinned(session: Session, settings: Settings, batch: Batch, *, actor: User) -
         entity_id=batch.id,
         old={"specification_id": None},
         new={"specification_id": spec.id, "version": spec.version},
+        coi=coi,
     )
     return spec
 

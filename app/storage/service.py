@@ -80,6 +80,7 @@ def create_location(session: Session, *, actor: User, data: LocationCreate) -> L
         entity_type=EntityType.LOCATION,
         entity_id=location.id,
         new=data.model_dump(),
+        coi=None,
     )
     return location
 

@@ -593,7 +593,8 @@ def test_sig3_a_reviewed_result_changed_behind_the_application_no_longer_matches
 
 def test_qc2_a_batch_registered_without_a_version_is_pinned_by_its_first_result(api, db):
     """QC-1: a batch that predates specifications is pinned (audited) to the version in force when
-    its first result is entered, and keeps it."""
+    its first result is entered, and keeps it. AUD-3: the pinning is in the patient's own chain,
+    where the patient's trail sees it, not in the global one."""
     batch = api.batch()
     db.execute(update(Batch).where(Batch.id == batch["id"]).values(specification_id=None))
     db.flush()
@@ -601,6 +602,7 @@ def test_qc2_a_batch_registered_without_a_version_is_pinned_by_its_first_result(
     assert _batch(api, batch["id"])["specification_id"] == batch["specification_id"]
     (pinned,) = audit_events(db, "batch.specification_pinned")
     assert pinned.entity_id == batch["id"]
+    assert pinned.scope == batch["coi"]
     assert _values(pinned) == (
         {"specification_id": None},
         {"specification_id": batch["specification_id"], "version": 1},

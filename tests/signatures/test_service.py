@@ -176,6 +176,7 @@ def test_sig5_a_failed_signature_is_audited_after_its_transaction_is_rolled_back
             entity_type=EntityType.DEVIATION,
             entity_id=7,
             new={"capa": "written before the signature failed"},
+            coi=None,
         )
         _authenticate(settings, user, WRONG, record_id=7, meaning=Meaning.RELEASED)
     assert audit_events(db, AuditAction.DEVIATION_UPDATED) == []
