@@ -175,7 +175,9 @@ def seed(factory: SessionFactory, settings: Settings) -> list[DemoUser]:
         _catalogue(session, _user(session, "admin"))
     for mrn, family, given, born, sex, stage in DEMO_PATIENTS:
         with unit_of_work(factory) as session:
-            exists = select(Patient.id).where(Patient.mrn == mrn, col(Patient.voided_at).is_(None))
+            exists = select(Patient.id).where(
+                Patient.mrn_key == patients.mrn_key(mrn), col(Patient.voided_at).is_(None)
+            )
             if session.execute(exists).first() is not None:
                 continue
             _patient_at_stage(session, settings, mrn, family, given, born, sex, stage)

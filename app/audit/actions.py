@@ -57,6 +57,7 @@ class AuditAction(StrEnum):
     SCAN_IDENTITY_MISMATCH = "scan.identity_mismatch"
     SCAN_INVALID_CODE = "scan.invalid_code"
     SCAN_UNKNOWN_CODE = "scan.unknown_code"
+    SCAN_VOIDED = "scan.voided_registration"
     SPECIFICATION_CREATED = "specification.created"
     SPECIFICATION_PINNED = "batch.specification_pinned"
     QC_RESULT_ENTERED = "qc_result.entered"

@@ -214,7 +214,7 @@ class Clones:
             coi = template["coi"]
             facility, year = coi[2:7], coi[7:9]
             row["coi"] = build_coi(facility, int(year), self._next(f"coi:{facility}:{year}"))
-            row["mrn"] = f"BENCH-{self.copies:07d}"
+            row["mrn"] = row["mrn_key"] = f"BENCH-{self.copies:07d}"
         elif table == "biopsy":
             din = template["din"]
             facility, year = din[:5], din[5:7]

@@ -2,11 +2,13 @@
 the clinic and not expired — in this order, each refusal with its own code, every attempt
 audited. Verification and the infusion record run the same function."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from app.audit import service as audit
@@ -51,24 +53,21 @@ class Verified:
 
 
 def _same_mrn(session: Session, wristband: str, patient: Patient) -> bool:
-    """The wristband reads as the patient's MRN, forgiving case and scanner noise; but MRNs are
-    unique only as typed, so a case variant is refused when another live patient's MRN reads the
-    same (`ab12` and `AB12` may be two patients)."""
+    """The wristband reads as the patient's MRN, forgiving case and scanner noise (MRNs are
+    unique regardless of case); but a case twin registered before that rule (`mrn_twin_of`)
+    makes a case variant ambiguous, so it is refused unless typed exactly."""
     if wristband.strip() == patient.mrn:
         return True
-    scanned = normalize(wristband)
-    if scanned != normalize(patient.mrn):
+    if normalize(wristband) != patient.mrn_key:
         return False
-    namesake = session.execute(
-        select(Patient.id)
-        .where(
-            func.upper(Patient.mrn) == scanned,
-            col(Patient.id) != patient.id,
-            col(Patient.voided_at).is_(None),
-        )
-        .limit(1)
-    ).first()
-    return namesake is None
+    return _live_with_key(session, patient.mrn_key, besides=patient.id) is None
+
+
+def _live_with_key(session: Session, key: str, *, besides: int | None = None) -> Patient | None:
+    query = select(Patient).where(Patient.mrn_key == key, col(Patient.voided_at).is_(None))
+    if besides is not None:
+        query = query.where(col(Patient.id) != besides)
+    return session.execute(query.order_by(col(Patient.id)).limit(1)).scalar_one_or_none()
 
 
 def latest_custody(session: Session, vessel_id: int) -> CustodyEvent | None:
@@ -125,22 +124,71 @@ def verify(
         return _checked(session, data, found)
     except HomewardError as exc:
         exc.aftermath = partial(
-            audit.record,
-            actor=actor,
-            action=AuditAction.BEDSIDE_REFUSED,
-            entity_type=EntityType.VESSEL,
-            entity_id=found.vessel.id if found else None,
-            coi=found.patient.coi if found else None,
-            new={
-                "purpose": purpose,
-                "dose_code": normalize(data.dose_code)[:40],
-                "refused": exc.code,
-                # What was scanned at the bedside goes only into a patient's own trail.
-                **(
-                    {"wristband_mrn": data.wristband_mrn, "birth_date": data.birth_date}
-                    if found is not None
-                    else {}
-                ),
-            },
+            _record_refusal, actor=actor, data=data, purpose=purpose, found=found, code=exc.code
         )
         raise
+
+
+def _record_refusal(
+    session: Session,
+    *,
+    actor: User,
+    data: BedsideCheck,
+    purpose: str,
+    found: VesselIdentity | None,
+    code: str,
+) -> None:
+    """A bedside refusal goes into the trail of every patient it concerns, each with only that
+    patient's own identifiers: the dose's patient learns that a wristband of someone else was
+    scanned (not whose), the wristband's patient that a dose of someone else was presented (not
+    whose). The two events share an incident number so QA can join them."""
+    refusal = {"purpose": purpose, "dose_code": normalize(data.dose_code)[:40], "refused": code}
+    scanned = {"wristband_mrn": data.wristband_mrn, "birth_date": data.birth_date}
+    if found is None:
+        # No patient is known: the global chain gets the attempt without personal data.
+        _refused(session, actor, entity_id=None, coi=None, new=refusal)
+        return
+    dose_patient = found.patient
+    other = _live_with_key(session, normalize(data.wristband_mrn), besides=dose_patient.id)
+    if other is None or _same_mrn(session, data.wristband_mrn, dose_patient):
+        _refused(
+            session, actor, entity_id=found.vessel.id, coi=dose_patient.coi, new=refusal | scanned
+        )
+        return
+    incident = uuid.uuid4().hex[:12]
+    _refused(
+        session,
+        actor,
+        entity_id=found.vessel.id,
+        coi=dose_patient.coi,
+        new=refusal | {"wristband": "another patient's", "incident": incident},
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.BEDSIDE_REFUSED,
+        entity_type=EntityType.PATIENT,
+        entity_id=other.id,
+        coi=other.coi,
+        new={
+            "purpose": purpose,
+            "refused": code,
+            "dose": "another patient's",
+            "incident": incident,
+        }
+        | scanned,
+    )
+
+
+def _refused(
+    session: Session, actor: User, *, entity_id: int | None, coi: str | None, new: dict[str, Any]
+) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.BEDSIDE_REFUSED,
+        entity_type=EntityType.VESSEL,
+        entity_id=entity_id,
+        coi=coi,
+        new=new,
+    )

@@ -56,3 +56,6 @@ class PatientPublic(BaseModel):
     voided: bool
     voided_at: datetime | None
     void_reason: str | None
+    # Registered before MRNs were compared regardless of case, under the MRN of this live
+    # patient in another case: one of the two is a wrong registration for QA to void.
+    mrn_twin_of: int | None = None

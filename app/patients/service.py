@@ -12,7 +12,7 @@ from app.clock import utcnow
 from app.config import Settings
 from app.db import add_unique
 from app.errors import DuplicateMRN, InvalidState, NotFound
-from app.identity.codes import build_coi
+from app.identity.codes import build_coi, normalize
 from app.identity.sequences import next_value
 from app.patients.models import Patient
 from app.patients.schemas import PatientCreate, PatientPublic
@@ -30,25 +30,40 @@ def public(patient: Patient) -> PatientPublic:
         sex=patient.sex,
         created_at=patient.created_at,
         voided=patient.voided_at is not None,
+        mrn_twin_of=patient.mrn_twin_of,
         voided_at=patient.voided_at,
         void_reason=patient.void_reason,
     )
 
 
-def _duplicate(mrn: str) -> DuplicateMRN:
-    return DuplicateMRN(f"A patient with MRN {mrn} is already registered.")
+def mrn_key(mrn: str) -> str:
+    """The MRN as compared: MRNs that differ only in case (or in a scanner's white space) are
+    the same patient."""
+    return normalize(mrn)
+
+
+def _duplicate(mrn: str, registered: str | None = None) -> DuplicateMRN:
+    shown = f"{mrn} (registered as {registered})" if registered and registered != mrn else mrn
+    return DuplicateMRN(
+        f"A patient with MRN {shown} is already registered; MRNs that differ only in case are "
+        "the same patient."
+    )
 
 
 def register(session: Session, settings: Settings, *, actor: User, data: PatientCreate) -> Patient:
-    """A new patient with a fresh COI; an MRN already registered (and not voided) is a 409."""
-    live = select(Patient.id).where(Patient.mrn == data.mrn, col(Patient.voided_at).is_(None))
-    if session.execute(live).first() is not None:
-        raise _duplicate(data.mrn)
+    """A new patient with a fresh COI; an MRN already registered (and not voided), in any case,
+    is a 409."""
+    key = mrn_key(data.mrn)
+    live = select(Patient.mrn).where(Patient.mrn_key == key, col(Patient.voided_at).is_(None))
+    registered = session.execute(live.limit(1)).scalar_one_or_none()
+    if registered is not None:
+        raise _duplicate(data.mrn, registered)
     year = utcnow().year
     sequence = next_value(session, f"coi:{settings.facility_id}:{year % 100:02d}")
     assert actor.id is not None
     patient = Patient(
         **data.model_dump(),
+        mrn_key=key,
         coi=build_coi(settings.facility_id, year, sequence),
         created_by=actor.id,
     )
@@ -74,10 +89,11 @@ def get(session: Session, patient_id: int, *, lock: bool = False) -> Patient:
 
 
 def find(session: Session, *, mrn: str | None = None, limit: int = 100) -> list[Patient]:
-    """Patients, newest first, optionally those with one MRN (voided registrations included)."""
+    """Patients, newest first, optionally those with one MRN in any case (voided registrations
+    included)."""
     query = select(Patient).order_by(col(Patient.id).desc()).limit(limit)
     if mrn is not None:
-        query = query.where(Patient.mrn == mrn)
+        query = query.where(Patient.mrn_key == mrn_key(mrn))
     return list(session.execute(query).scalars())
 
 

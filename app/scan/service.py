@@ -94,7 +94,16 @@ def scan(
         )
     if found.biopsy.voided_at is not None or found.patient.voided_at is not None:
         raise InvalidState(
-            f"Vessel {parsed.value} belongs to a voided registration; it must not be used."
+            f"Vessel {parsed.value} belongs to a voided registration; it must not be used.",
+            aftermath=partial(
+                audit.record,
+                actor=actor,
+                action=AuditAction.SCAN_VOIDED,
+                entity_type=EntityType.VESSEL,
+                entity_id=found.vessel.id,
+                coi=coi,
+                new={"code": parsed.value},
+            ),
         )
     if record_accepted:
         audit.record(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from httpx import Response
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.audit.chain import GLOBAL_SCOPE
 from app.audit.models import AuditEvent
@@ -19,6 +19,7 @@ from app.auth.models import User
 from app.auth.permissions import Role
 from app.clinic.models import Infusion
 from app.identity.mod37 import ALPHABET, check_character
+from app.patients.models import Patient
 from tests.helpers import PASSWORD, Api, ago, audit_events, error, iso, make_user, ok
 from tests.release.support import accept, close_deviations, fail, new_values, open_deviation
 
@@ -141,13 +142,16 @@ def refused(
     batch_id: int,
     scope: str,
     purpose: str = "verify",
+    wristband_of: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Run `call`, a refused bedside check: its status and code, nothing changed but one
-    `infusion.refused` event in `scope` naming the code: (detail, audited values)."""
+    `infusion.refused` event in `scope` naming the code: (detail, audited values). When the
+    wristband is another patient's (COI `wristband_of`), that patient's trail gets one too."""
     before = snapshot(api, batch_id)
     detail = error(call(), status, code)
-    assert snapshot(api, batch_id) == before | {"audit": before["audit"] + 1}
-    last = audit_events(api.db)[-1]
+    written = 1 if wristband_of is None else 2
+    assert snapshot(api, batch_id) == before | {"audit": before["audit"] + written}
+    last = audit_events(api.db)[-written]
     assert last.action == "infusion.refused" and last.scope == scope, last
     values = new_values(last)
     assert values["refused"] == code and values["purpose"] == purpose, values
@@ -224,9 +228,11 @@ def test_coi6_mrn_matching_tolerates_case_and_surrounding_spaces_but_not_another
             "identity_mismatch",
             batch_id=batch["id"],
             scope=who["coi"],
+            wristband_of=other["coi"] if wristband == other["mrn"] else None,
         )
         assert "Do not infuse" in detail and codes[0] in detail
-        assert values["wristband_mrn"] == wristband.strip()
+        if wristband != other["mrn"]:
+            assert values["wristband_mrn"] == wristband.strip()
 
 
 def test_coi6_the_birth_date_must_match_exactly(api):
@@ -260,25 +266,57 @@ def test_coi6_another_patient_born_the_same_day_is_a_mismatch(api):
         "identity_mismatch",
         batch_id=batch["id"],
         scope=who["coi"],
+        wristband_of=twin["coi"],
     )
 
 
-def test_coi6_a_wristband_that_is_exactly_another_patients_mrn_is_a_mismatch(api):
-    """MRNs are unique only as typed: `ab12` and `AB12` may be two patients. Case is forgiven at
-    the bedside only when the wristband is not exactly another patient's MRN."""
+def test_coi6_a_refusal_is_in_each_patients_trail_with_only_their_own_identifiers(api):
+    """Issue 11 item 9: patient B's wristband scanned with patient A's dose. A's trail says a
+    wristband of another patient was scanned, without B's MRN or birth date; B's trail says a
+    dose of another patient was presented, without A's dose code; one incident joins them."""
+    _, codes, a = ready(api)
+    b = api.patient(birth_date="1971-03-09")
+    error(verify(api, check(b, codes[0])), 409, "identity_mismatch")
+    in_a, in_b = (new_values(e) for e in audit_events(api.db)[-2:])
+    (a_event,) = [e for e in audit_events(api.db, "infusion.refused") if e.scope == a["coi"]]
+    (b_event,) = [e for e in audit_events(api.db, "infusion.refused") if e.scope == b["coi"]]
+    assert (a_event.entity_type, b_event.entity_type) == ("vessel", "patient")
+    assert b_event.entity_id == b["id"]
+    assert in_a["wristband"] == "another patient's" and in_a["dose_code"] == codes[0]
+    assert in_b["dose"] == "another patient's"
+    assert (in_b["wristband_mrn"], in_b["birth_date"]) == (b["mrn"], "1971-03-09")
+    assert in_a["incident"] == in_b["incident"]
+    a_text, b_text = a_event.new_values or "", b_event.new_values or ""
+    assert b["mrn"] not in a_text and "1971-03-09" not in a_text
+    assert codes[0] not in b_text and a["mrn"] not in b_text and a["coi"] not in b_text
+
+
+def test_coi6_a_case_twin_registered_before_mrns_ignored_case_makes_case_ambiguous(api):
+    """MRNs are unique regardless of case now; twins (`ab12`, `AB12`) registered before are kept
+    and marked by migration 0012 (`mrn_twin_of`). With a twin alive, the bedside forgives case
+    only for the exact MRN of the dose's patient; once QA voids the wrong one, case is forgiven."""
     stem = f"mx{time.monotonic_ns() % 10**9}"
     lower = api.patient(mrn=stem)
-    upper = api.patient(mrn=stem.upper(), birth_date=lower["birth_date"])
+    upper = api.patient(mrn=f"{stem}-later", birth_date=lower["birth_date"])
+    # What migration 0012 leaves of a twin registered before the rule.
+    api.db.execute(
+        update(Patient)
+        .where(Patient.id == upper["id"])
+        .values(mrn=stem.upper(), mrn_key=stem.upper(), mrn_twin_of=lower["id"])
+    )
+    api.db.flush()
+    assert ok(api.get(Role.CLINICIAN, f"/patients/{upper['id']}"))["mrn_twin_of"] == lower["id"]
     batch, codes = formulate(api, None, patient_id=lower["id"])
     release(api, batch["id"])
     to_clinic(api, codes[0])
     refused(
         api,
-        lambda: verify(api, check(upper, codes[0])),
+        lambda: verify(api, check(upper | {"mrn": stem.upper()}, codes[0])),
         409,
         "identity_mismatch",
         batch_id=batch["id"],
         scope=lower["coi"],
+        wristband_of=upper["coi"],
     )
     # Exactly the dose's patient's MRN passes; a third spelling could be either patient's.
     assert ok(verify(api, check(lower, codes[0], wristband_mrn=f" {stem} ")))["ok"]
@@ -363,6 +401,7 @@ def test_coi6_a_vessel_that_is_not_a_dose_is_refused(api):
         "invalid_request",
         batch_id=batch["id"],
         scope=who["coi"],
+        wristband_of=stranger["coi"],
     )
 
 
@@ -375,11 +414,17 @@ def test_coi6_another_patients_dose_is_refused_identity_mismatch(api):
         409,
         "identity_mismatch",
         batch_id=batch["id"],
-        scope=who["coi"],  # the dose's patient's trail, where the scanned data may go
+        scope=who["coi"],
+        wristband_of=stranger["coi"],
     )
     assert detail.startswith("STOP")
-    assert values["wristband_mrn"] == stranger["mrn"]
-    assert values["birth_date"] == stranger["birth_date"]
+    # The stranger's identifiers go into the stranger's own trail, not the dose's patient's.
+    assert "wristband_mrn" not in values and values["wristband"] == "another patient's"
+    theirs = new_values(audit_events(api.db)[-1])
+    assert (theirs["wristband_mrn"], theirs["birth_date"]) == (
+        stranger["mrn"],
+        stranger["birth_date"],
+    )
 
 
 @pytest.mark.parametrize("state", ["quarantine", "rejected", "conditional", "on_hold"])
@@ -499,12 +544,20 @@ def test_coi6_the_checks_run_in_order_and_an_expired_dose_is_refused(api):
     time.sleep((expiry - datetime.now(UTC)).total_seconds() + 0.2)
 
     def answers(body: dict[str, Any], status: int, code: str) -> None:
+        theirs = stranger["coi"] if body["wristband_mrn"] == stranger["mrn"] else None
         for purpose, call in (
             ("verify", lambda: verify(api, body)),
             ("infusion", lambda: infuse(api, body, witness)),
         ):
             refused(
-                api, call, status, code, batch_id=batch["id"], scope=who["coi"], purpose=purpose
+                api,
+                call,
+                status,
+                code,
+                batch_id=batch["id"],
+                scope=who["coi"],
+                purpose=purpose,
+                wristband_of=theirs,
             )
 
     answers(check(who, at_clinic), 409, "expired")
@@ -550,6 +603,7 @@ def test_coi6_an_unreleased_dose_not_at_the_clinic_answers_not_released(api):
         "identity_mismatch",
         batch_id=batch["id"],
         scope=who["coi"],
+        wristband_of=stranger["coi"],
     )
 
 
@@ -638,12 +692,15 @@ def test_aud1_every_bedside_attempt_is_audited_in_order(api):
         response = verify(api, body)
         assert (response.status_code == 200) == (code is None), response.text
     events = audit_events(api.db)[first:]
+    # The stranger's wristband on the dose: a refusal in each of the two patients' trails.
     assert [
         new_values(e)["refused"] if e.action == "infusion.refused" else e.action for e in events
-    ] == [code or "infusion.verified" for _, code in attempts]
+    ] == ["identity_mismatch"] + [code or "infusion.verified" for _, code in attempts]
     actor = events[0].actor
     assert all(e.actor == actor and e.actor.startswith("clinician-") for e in events)
-    assert [e.scope for e in events] == [who["coi"]] * 4 + [GLOBAL_SCOPE]
+    assert [e.scope for e in events] == [who["coi"], stranger["coi"]] + [who["coi"]] * 3 + [
+        GLOBAL_SCOPE
+    ]
     # QA (who reads patients' trails) sees them; an administrator only the global one.
     seen = {e["seq"] for e in ok(api.get(Role.QA, "/audit", params={"limit": 10_000}))}
     assert {e.seq for e in events} <= seen

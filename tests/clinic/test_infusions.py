@@ -144,6 +144,7 @@ def test_coi6_the_record_repeats_every_bedside_check(api):
             batch_id=batch["id"],
             scope=scope,
             purpose="infusion",
+            wristband_of=stranger["coi"] if body["wristband_mrn"] == stranger["mrn"] else None,
         )
     ok(infuse(api, check(who, codes[0]), witness), 201)
 
@@ -162,6 +163,7 @@ def test_coi6_the_bedside_check_comes_before_the_witness(api):
         batch_id=batch["id"],
         scope=who["coi"],
         purpose="infusion",
+        wristband_of=stranger["coi"],
     )
     assert user(api, witness.id).failed_logins == 0
     assert audit_events(api.db, "infusion.witness_failed") == []

@@ -1,9 +1,12 @@
 """Patients: registration with a COI assigned once (COI-1), duplicate MRN, voiding by QA."""
 
+from sqlalchemy import create_engine, text
+
 from app.audit.actions import AuditAction
 from app.auth.permissions import Role
 from app.identity.codes import parse_coi
-from tests.helpers import audit_events
+from app.migrate import upgrade
+from tests.helpers import audit_events, unique
 
 
 def test_coi1_registration_assigns_a_valid_unique_coi(api):
@@ -102,3 +105,78 @@ def test_patient_lookup_by_id_and_mrn(api):
     found = api.get(Role.QA, "/patients", params={"mrn": patient["mrn"]}).json()
     assert [p["id"] for p in found] == [patient["id"]]
     assert api.get(Role.QA, "/patients/999999").status_code == 404
+
+
+def test_coi1_mrns_that_differ_only_in_case_are_one_patient(api, db):
+    """Issue 11 item 9: `ab-12` and `AB-12` were two patients. Now the second is a duplicate
+    (and changes nothing), lookup finds the patient in any case, and a voided registration
+    frees the MRN in every case."""
+    stem = f"cs-{unique('x').lower()}"
+    first = api.patient(mrn=stem)
+    events_before = len(audit_events(db))
+    for variant in (stem.upper(), stem.title(), f" {stem.upper()} "):
+        response = api.post(
+            Role.CLINICIAN,
+            "/patients",
+            {
+                "mrn": variant,
+                "family_name": "X",
+                "given_name": "Y",
+                "birth_date": "2000-01-01",
+                "sex": "other",
+            },
+        )
+        assert response.status_code == 409, variant
+        body = response.json()
+        assert body["error"] == "duplicate_mrn" and stem in body["detail"]
+    assert len(audit_events(db)) == events_before
+    found = api.get(Role.QA, "/patients", params={"mrn": stem.upper()}).json()
+    assert [p["id"] for p in found] == [first["id"]]
+    api.post(Role.QA, f"/patients/{first['id']}/void", {"reason": "registered in error"})
+    redone = api.patient(mrn=stem.upper())
+    assert redone["mrn"] == stem.upper() and redone["mrn_twin_of"] is None
+
+
+def test_coi1_migration_marks_case_twins_registered_before_and_merges_nothing(tmp_path):
+    """Migration 0012: live patients whose MRNs differ only in case keep their MRNs and COIs
+    (COI-1: never edited); the earliest keeps the key, later ones are marked as its twins."""
+    url = f"sqlite:///{tmp_path / 'twins.db'}"
+    upgrade(url, "0007")
+    engine = create_engine(url)
+    now = "2026-01-01 00:00:00.000000"
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO app_user (id, username, full_name, password_hash, active, locked, "
+                "failed_logins, created_at) VALUES (1, 'u', 'U', 'x', 1, 0, 0, :now)"
+            ),
+            {"now": now},
+        )
+        for pid, mrn, voided in [
+            (1, "ab12", None),
+            (2, "AB12", None),
+            (3, "Ab12", now),
+            (4, "aB12", None),
+            (5, "zz9", None),
+        ]:
+            connection.execute(
+                text(
+                    "INSERT INTO patient (id, mrn, family_name, given_name, birth_date, sex, coi, "
+                    "created_at, created_by, voided_at) VALUES (:id, :mrn, 'F', 'G', "
+                    "'1990-01-01', 'female', :coi, :now, 1, :voided)"
+                ),
+                {"id": pid, "mrn": mrn, "coi": f"COI{pid}", "now": now, "voided": voided},
+            )
+    upgrade(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, mrn, mrn_key, mrn_twin_of, coi FROM patient ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        (1, "ab12", "AB12", None, "COI1"),
+        (2, "AB12", "AB12", 1, "COI2"),
+        (3, "Ab12", "AB12", None, "COI3"),
+        (4, "aB12", "AB12", 1, "COI4"),
+        (5, "zz9", "ZZ9", None, "COI5"),
+    ]

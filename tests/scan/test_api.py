@@ -117,3 +117,20 @@ def test_perf_a_benchmark_server_skips_only_the_accepted_scans_record(api, db, s
     assert len(audit_events(db, AuditAction.SCAN_IDENTITY_MISMATCH)) == 1
     with pytest.raises(ValueError, match="HOMEWARD_SCAN_AUDIT"):
         Settings(environment="production", secret_key="x" * 40, scan_audit=False)
+
+
+def test_coi1_a_scan_of_a_vessel_of_a_voided_registration_is_refused_and_audited(api, db):
+    """Issue 11 item 9: the refusal left no trace. A tube of a voided biopsy is refused (409)
+    and the attempt is in the patient's trail."""
+    biopsy = api.biopsy()
+    voided = api.post(Role.QA, f"/biopsies/{biopsy['id']}/void", {"reason": "wrong patient"})
+    assert voided.status_code == 200, voided.text
+    response = _scan(api, biopsy["tube_code"])
+    assert response.status_code == 409
+    assert response.json()["error"] == "invalid_state"
+    assert "voided" in response.json()["detail"]
+    (event,) = audit_events(db, AuditAction.SCAN_VOIDED)
+    assert event.entity_type == "vessel" and biopsy["tube_code"] in (event.new_values or "")
+    patient = api.get(Role.QA, f"/patients/{biopsy['patient_id']}").json()
+    assert event.scope == patient["coi"]
+    assert audit_events(db, AuditAction.SCAN_OK) == []
