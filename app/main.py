@@ -5,9 +5,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, Request
+import swagger_ui_bundle
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,8 +41,9 @@ from app.scan.pages import router as scan_pages
 from app.specifications.api import router as specifications_router
 from app.steps.api import router as steps_router
 from app.storage.api import router as storage_router
-from app.web import page_error
+from app.web import STATIC_DIR, page_error, render
 from app.web import router as home_page
+from app.websecurity import SecurityHeaders, csrf_protect
 
 API_PREFIX = "/api/v1"
 # Every JSON router; tests walk these to check each route's permission for every role.
@@ -157,13 +160,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", detail, fields=fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else "The request was refused."
         if exc.status_code == 404 and detail == "Not Found":
             detail = "There is nothing at this address."
         if exc.status_code == 405:
             detail = "This address does not accept that method."
+        if _is_page(request) and "text/html" in request.headers.get("accept", ""):
+            # A person's browser gets a page inside the site's frame, not raw JSON.
+            refusal = HomewardError(detail)
+            refusal.code, refusal.status = code, exc.status_code
+            return render(request, "error.html", status_code=exc.status_code, error=refusal)
         return error_response(exc.status_code, code, detail)
 
     @app.exception_handler(Exception)
@@ -185,6 +193,18 @@ def _health_router() -> APIRouter:
         except Exception:
             return JSONResponse({"status": "error", "database": "error"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
+
+    return router
+
+
+def _docs_router(app: FastAPI) -> APIRouter:
+    """Swagger UI from assets Homeward serves itself (swagger-ui-bundle), so /docs works with
+    no internet and under the site's CSP (its start-up script is a file, not inline)."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/docs", response_class=HTMLResponse)
+    def docs(request: Request) -> HTMLResponse:
+        return render(request, "docs.html", openapi_url=app.openapi_url)
 
     return router
 
@@ -216,6 +236,8 @@ def create_app(
         version="0.1.0",
         description="Chain-of-identity LIS for autologous cell therapy batches.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.session_factory = session_factory
@@ -223,6 +245,10 @@ def create_app(
     for router in (_health_router(), *API_ROUTERS):
         app.include_router(router, prefix=API_PREFIX)
     for router in PAGE_ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(csrf_protect)])
+    app.include_router(_docs_router(app))
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, secure_cookie=settings.environment == "production")
     return app

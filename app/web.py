@@ -17,7 +17,9 @@ from app.auth.service import Principal
 from app.batches import service as batches
 from app.errors import AccountLocked, HomewardError, InvalidCredentials, NotAuthenticated
 from app.pipeline import Router, SessionDep
+from app.websecurity import csrf_field
 
+STATIC_DIR = Path(__file__).parent / "static"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
@@ -31,6 +33,7 @@ def _local_time(context: dict[str, Any], value: datetime | None) -> str:
 
 
 templates.env.filters["local"] = _local_time
+templates.env.globals["csrf_field"] = csrf_field
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -2,13 +2,26 @@
 
 from app.audit.actions import AuditAction
 from app.auth.permissions import Role
+from app.websecurity import CSRF_COOKIE, CSRF_FIELD
 from tests.helpers import PASSWORD, audit_events, make_user
+
+
+def submit(api, path: str, data: dict | None = None, **kwargs):
+    """Send a page form as a browser does: with the CSRF token of this browser's cookie (a page
+    is loaded first when the browser has none yet)."""
+    if CSRF_COOKIE not in api.client.cookies:
+        api.client.get("/login")
+    token = api.client.cookies[CSRF_COOKIE]
+    return api.client.post(path, data=(data or {}) | {CSRF_FIELD: token}, **kwargs)
 
 
 def _page_login(api, role: Role):
     user = make_user(api.db, api.settings, roles=[role])
-    response = api.client.post(
-        "/login", data={"username": user.username, "password": PASSWORD}, follow_redirects=False
+    response = submit(
+        api,
+        "/login",
+        data={"username": user.username, "password": PASSWORD},
+        follow_redirects=False,
     )
     assert response.status_code == 303
     cookie = response.headers["set-cookie"].lower()
@@ -24,7 +37,7 @@ def test_pages_redirect_to_login_when_not_logged_in(api):
 
 def test_sec_a_wrong_password_shows_the_login_form_again_and_is_audited(api, db):
     user = make_user(db, api.settings, roles=[Role.QA])
-    response = api.client.post("/login", data={"username": user.username, "password": "nope-nope"})
+    response = submit(api, "/login", data={"username": user.username, "password": "nope-nope"})
     assert response.status_code == 401
     assert "Wrong username or password" in response.text and "<form" in response.text
     assert len(audit_events(db, AuditAction.LOGIN_FAILED)) == 1
@@ -41,14 +54,14 @@ def test_home_lists_batches_with_din_and_coi(api):
 def test_coi5_scan_station_confirms_identity_or_shows_the_mismatch(api, db):
     mine, other = api.batch(), api.batch()
     _page_login(api, Role.TECHNICIAN)
-    ok = api.client.post("/scan", data={"code": mine["tube_code"], "expect_batch_id": ""})
+    ok = submit(api, "/scan", data={"code": mine["tube_code"], "expect_batch_id": ""})
     assert ok.status_code == 200 and "IDENTITY CONFIRMED" in ok.text and mine["coi"] in ok.text
-    refused = api.client.post(
-        "/scan", data={"code": mine["tube_code"], "expect_batch_id": str(other["id"])}
+    refused = submit(
+        api, "/scan", data={"code": mine["tube_code"], "expect_batch_id": str(other["id"])}
     )
     assert refused.status_code == 409 and "IDENTITY MISMATCH" in refused.text
     assert len(audit_events(db, AuditAction.SCAN_IDENTITY_MISMATCH)) == 1
-    bad = api.client.post("/scan", data={"code": mine["tube_code"], "expect_batch_id": "x" * 5})
+    bad = submit(api, "/scan", data={"code": mine["tube_code"], "expect_batch_id": "x" * 5})
     assert bad.status_code == 422 and "<html" in bad.text
 
 
@@ -67,7 +80,7 @@ def test_sec_logout_revokes_the_page_session(api):
     _page_login(api, Role.CLINICIAN)
     assert api.client.get("/", follow_redirects=False).status_code == 200
     token = api.client.cookies.get("homeward_token")
-    out = api.client.post("/logout", follow_redirects=False)
+    out = submit(api, "/logout", follow_redirects=False)
     assert out.status_code == 303
     api.client.cookies.set("homeward_token", token)
     assert api.client.get("/", follow_redirects=False).status_code == 303
@@ -109,14 +122,15 @@ def test_rel3_qa_releases_from_the_batch_record_page_with_an_e_signature(api, db
     assert 'action="/batches/{}/release"'.format(batch["id"]) in page.text
     assert "Viability" in page.text and "≥ 70 %" in page.text
 
-    wrong = api.client.post(
-        f"/batches/{batch['id']}/release", data={"decision": "release", "password": "nope"}
+    wrong = submit(
+        api, f"/batches/{batch['id']}/release", data={"decision": "release", "password": "nope"}
     )
     assert wrong.status_code == 401 and "nothing was signed" in wrong.text
     assert api.get(Role.QA, f"/batches/{batch['id']}").json()["status"] == "quarantine"
     assert len(audit_events(db, AuditAction.SIGNATURE_FAILED)) == 1
 
-    signed = api.client.post(
+    signed = submit(
+        api,
         f"/batches/{batch['id']}/release",
         data={"decision": "release", "password": PASSWORD, "comment": "all tests passed"},
         follow_redirects=False,
@@ -179,17 +193,19 @@ def test_coi6_the_bedside_page_confirms_identity_then_records_the_witnessed_infu
     witness = make_user(db, api.settings, roles=[Role.CLINICIAN])
     _page_login(api, Role.CLINICIAN)
     form = {"wristband_mrn": patient["mrn"], "birth_date": patient["birth_date"], "dose_code": dose}
-    wrong = api.client.post("/bedside/verify", data=form | {"wristband_mrn": "MRN-OTHER"})
+    wrong = submit(api, "/bedside/verify", data=form | {"wristband_mrn": "MRN-OTHER"})
     assert wrong.status_code == 409 and "STOP" in wrong.text
-    confirmed = api.client.post("/bedside/verify", data=form)
+    confirmed = submit(api, "/bedside/verify", data=form)
     assert confirmed.status_code == 200 and "IDENTITY CONFIRMED" in confirmed.text
-    refused = api.client.post(
+    refused = submit(
+        api,
         "/bedside/infuse",
         data=form | {"witness_username": witness.username, "witness_password": "wrong-one"},
     )
     assert refused.status_code == 401
     assert api.get(Role.QA, f"/batches/{batch['id']}").json()["status"] == "issued"
-    recorded = api.client.post(
+    recorded = submit(
+        api,
         "/bedside/infuse",
         data=form | {"witness_username": witness.username, "witness_password": PASSWORD},
     )

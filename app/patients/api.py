@@ -16,6 +16,7 @@ from app.pipeline import Router, SessionDep
 from app.trace import report
 from app.trace import service as trace
 from app.types import Id
+from app.websecurity import DOCUMENT_HEADERS
 
 router = Router(tags=["patients"])
 
@@ -90,4 +91,4 @@ def trace_report(
             media_type="application/pdf",
             headers={"Content-Disposition": 'inline; filename="trace-report.pdf"'},
         )
-    return HTMLResponse(report.html(found))
+    return HTMLResponse(report.html(found), headers=DOCUMENT_HEADERS)

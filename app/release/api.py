@@ -17,6 +17,7 @@ from app.release.schemas import (
     ReleasePublic,
 )
 from app.types import Id
+from app.websecurity import DOCUMENT_HEADERS
 
 router = Router(tags=["release"])
 
@@ -58,7 +59,7 @@ def release_certificate(
             media_type="application/pdf",
             headers={"Content-Disposition": f'inline; filename="{name}"'},
         )
-    return HTMLResponse(certificate.html(found))
+    return HTMLResponse(certificate.html(found), headers=DOCUMENT_HEADERS)
 
 
 @router.post(
