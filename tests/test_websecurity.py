@@ -23,7 +23,7 @@ def _assert_hardened(response) -> None:
     assert policy["frame-ancestors"] == "'none'"
     assert "unsafe-inline" not in policy.get("script-src", policy.get("default-src", ""))
     assert headers["x-content-type-options"] == "nosniff"
-    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["referrer-policy"] == "same-origin"
     assert headers["x-frame-options"] == "DENY"
     assert headers["cache-control"] == "no-store"
 
