@@ -54,6 +54,8 @@ PARENTS = {
 }
 RECORD_ENTITY = "record"  # entity_type of snapshot events: never any entity's own timeline
 _WRITTEN = "homeward_written_records"
+# Per statement (a Connection's own options would stream its every later statement too).
+_STREAM = {"stream_results": True, "yield_per": 2_000}
 _TRACKED = frozenset(TRACKED)
 
 Key = tuple[str, int]  # (table, id)
@@ -198,7 +200,7 @@ def current_rows(
     chosen = [name for name, _ in columns(table)] if names is None else names
     query = select(source.c.id, *(source.c[name] for name in chosen)).order_by(source.c.id)
     convert = dict(columns(table))
-    result = connection.execution_options(stream_results=True, yield_per=5_000).execute(query)
+    result = connection.execute(query, execution_options=_STREAM)
     for row in result:
         values = row._mapping
         yield (
@@ -246,7 +248,7 @@ def _recorded(connection: Connection) -> dict[Key, tuple[int, tuple[str, ...] | 
     """Each row's last recorded state, as (seq, its field names, digest); None names: deleted."""
     interned: dict[tuple[str, ...], tuple[str, ...]] = {}
     recorded: dict[Key, tuple[int, tuple[str, ...] | None, bytes]] = {}
-    result = connection.execution_options(stream_results=True, yield_per=1_000).execute(_RECORDED)
+    result = connection.execute(_RECORDED, execution_options=_STREAM)
     for seq, new_values in result:
         for row in json.loads(new_values or "{}").get("rows", ()):
             state = row["state"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, text, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
@@ -278,7 +278,10 @@ _CANONICAL_TIME_SQL = {
 def read_snapshot(session: Session) -> None:
     """Make the session's next transaction one snapshot on PostgreSQL (REPEATABLE READ), so the
     heads and the events it reads are of one moment; SQLite's read transactions already are."""
-    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+    bind = session.get_bind()
+    # A session on a connection (tests, migrations) reads in that connection's transaction.
+    postgresql = isinstance(bind, Engine) and bind.dialect.name == "postgresql"
+    if postgresql and not session.in_transaction():
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
