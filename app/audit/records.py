@@ -107,12 +107,12 @@ def canonical_state(table: str, values: Any) -> State:
 def _collect(session: OrmSession, _context: UOWTransaction) -> None:
     """Keep the state of every tracked row this flush wrote (the latest write of a row wins)."""
     written: dict[Key, tuple[State, bool]] | None = session.info.get(_WRITTEN)
-    new = session.new
-    for obj in (*new, *session.dirty, *session.deleted):
+    new, removed = session.new, session.deleted  # each property builds a new set: once
+    for obj in (*new, *session.dirty, *removed):
         table = getattr(type(obj), "__tablename__", None)
         if table not in _TRACKED:
             continue
-        deleted = obj in session.deleted
+        deleted = obj in removed
         if not deleted and obj not in new and not session.is_modified(obj):
             continue
         if written is None:
