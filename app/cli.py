@@ -6,7 +6,8 @@ import signal
 import socket
 import sys
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 import uvicorn
@@ -15,7 +16,8 @@ from sqlalchemy.engine import make_url
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 import app.models  # noqa: F401  (every table mapped before the first query)
-from app.audit.service import verify_chain
+from app.audit import checkpoint as checkpoints
+from app.audit.service import verify_trail
 from app.auth import service as auth
 from app.auth.schemas import UserCreate
 from app.bench import report
@@ -119,19 +121,73 @@ class NoDelayH11Protocol(H11Protocol):
 
 
 @audit_cli.command("verify")
-def audit_verify() -> None:
-    """Re-hash the whole audit trail; exit 1 naming the first broken event if tampered with."""
+def audit_verify(
+    checkpoint_file: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="Also check the trail still holds this checkpoint"),
+    ] = None,
+) -> None:
+    """Re-hash the whole audit trail, check each chain ends at its head and every tracked record
+    is in its last recorded state; exit 1 naming the first broken event, chain or record."""
+    document = _read_checkpoint(checkpoint_file) if checkpoint_file else None
     with _factory()() as session:
-        result = verify_chain(session)
-    if result.ok:
-        typer.echo(f"audit trail intact: {result.events_checked} events checked")
-        return
+        result = verify_trail(session)
+        held = None
+        if result.ok and document is not None:
+            try:
+                held = checkpoints.check(session, document, get_settings().checkpoint_key)
+            except checkpoints.CheckpointError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from exc
+    if not result.ok:
+        _broken(result.chain.first_bad_seq, result.detail, result.chain.events_checked)
+    if held is not None and not held.ok:
+        _broken(None, held.detail or "", held.events_checked)
+    assert result.records is not None
     typer.echo(
-        f"AUDIT TRAIL BROKEN at event seq {result.first_bad_seq} "
-        f"({result.events_checked} events read)",
-        err=True,
+        f"audit trail intact: {result.chain.events_checked} events checked, "
+        f"{len(result.chain.tails)} chains at their heads, "
+        f"{result.records.records_checked} records as last recorded"
+        + (f", checkpoint {checkpoint_file} held" if held is not None else "")
     )
+
+
+def _broken(seq: int | None, detail: str, events_read: int) -> NoReturn:
+    where = f"at event seq {seq} " if seq is not None else ""
+    typer.echo(f"AUDIT TRAIL BROKEN {where}({events_read} events read): {detail}", err=True)
     raise typer.Exit(1)
+
+
+def _read_checkpoint(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        typer.echo(f"error: cannot read the checkpoint {path}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint(
+    out: Annotated[Path | None, typer.Option("--out", help="Write it here, not to stdout")] = None,
+) -> None:
+    """Verify the chains and export their heads, signed with HOMEWARD_CHECKPOINT_KEY: keep the
+    file outside the database and check it later with `audit verify --checkpoint FILE`."""
+    try:
+        with _factory()() as session:
+            result, document = checkpoints.make(session, get_settings().checkpoint_key)
+    except checkpoints.CheckpointError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if document is None:
+        _broken(
+            result.first_bad_seq, result.detail or "an event was changed", result.events_checked
+        )
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"checkpoint of {len(document['scopes'])} chains written to {out}", err=True)
 
 
 def _interrupted(signum: int, _frame: object) -> None:

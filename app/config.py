@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
     webhook_backoff_seconds: float = Field(default=5.0, gt=0)
     webhook_poll_seconds: float = Field(default=2.0, gt=0)
+    # The HMAC-SHA256 key that signs audit checkpoints (`homeward audit checkpoint`, AUD-7). Keep
+    # a copy with the auditor, not only on this server; empty: checkpoints cannot be made.
+    checkpoint_key: str = ""
 
     # Benchmark only (`homeward bench`): accepted scans write no audit event, so the bench can
     # measure what the scan's record costs (DESIGN §12). Refusals are still recorded; refused

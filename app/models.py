@@ -1,6 +1,6 @@
 """Every table, imported in one place so the metadata alembic compares against is complete."""
 
-from app.audit.models import AuditEvent
+from app.audit.models import AuditEvent, AuditHead
 from app.auth.models import AuthToken, User, UserRole
 from app.batches.models import Batch, BatchAlert
 from app.biopsies.models import Biopsy
@@ -22,6 +22,7 @@ from app.vessels.models import Vessel
 
 __all__ = [
     "AuditEvent",
+    "AuditHead",
     "AuthToken",
     "Batch",
     "BatchAlert",

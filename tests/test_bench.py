@@ -46,6 +46,7 @@ FIGURES = (
     "label_png_per_s",
     "label_pdf_200_s",
     "audit_verify_per_s",
+    "audit_records_per_s",
     "readiness_ms_100",
     "readiness_ms_10000",
     "lineage_ms_100",

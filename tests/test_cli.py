@@ -1,5 +1,7 @@
-"""The operators' CLI on a database of its own: upgrade, users, demo, audit verify (AUD-3)."""
+"""The operators' CLI on a database of its own: upgrade, users, demo, audit verify (AUD-3, AUD-7)
+and signed audit checkpoints (AUD-7)."""
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -8,6 +10,7 @@ from typer.testing import CliRunner
 
 from app.audit import service as audit
 from app.auth import service as auth
+from app.auth.permissions import Role
 from app.batches import service as batches
 from app.cli import cli
 from app.config import get_settings
@@ -102,3 +105,102 @@ def test_aud3_audit_verify_passes_then_names_the_tampered_event(cli_db):
     broken = runner.invoke(cli, ["audit", "verify"])
     assert broken.exit_code == 1
     assert "seq 5" in broken.output
+
+
+def _tamper(path: Path, *statements: str) -> None:
+    """SQL run straight on the database file, triggers dropped: what the application never does."""
+    connection = sqlite3.connect(path)
+    for statement in statements:
+        connection.execute(statement)
+    connection.commit()
+    connection.close()
+
+
+def test_aud7_audit_verify_names_the_record_changed_in_sql(cli_db):
+    assert runner.invoke(cli, ["demo"]).exit_code == 0
+    _tamper(cli_db, "UPDATE patient SET mrn = 'MRN-FORGED' WHERE id = 2")
+    broken = runner.invoke(cli, ["audit", "verify"])
+    assert broken.exit_code == 1
+    assert "patient 2: mrn is not what its audit trail last recorded" in broken.output
+
+
+def _last_event_of_a_patient(path: Path) -> tuple[str, int]:
+    connection = sqlite3.connect(path)
+    scope, seq = connection.execute(
+        "SELECT scope, max(seq) FROM audit_event WHERE scope != 'global' GROUP BY scope LIMIT 1"
+    ).fetchone()
+    connection.close()
+    return scope, seq
+
+
+def _drop_last_event(path: Path, *, hide: bool) -> str:
+    scope, seq = _last_event_of_a_patient(path)
+    statements = [
+        "DROP TRIGGER audit_event_no_delete",
+        f"DELETE FROM audit_event WHERE seq = {seq}",
+    ]
+    _tamper(path, *statements, *([audit.REBUILD_HEADS] if hide else []))
+    return scope
+
+
+def test_aud7_audit_verify_reports_a_chain_that_lost_its_last_event(cli_db):
+    assert runner.invoke(cli, ["demo"]).exit_code == 0
+    scope = _drop_last_event(cli_db, hide=False)
+    broken = runner.invoke(cli, ["audit", "verify"])
+    assert broken.exit_code == 1
+    assert f"Chain {scope} ends early" in broken.output
+
+
+@pytest.fixture
+def checkpoint_key(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HOMEWARD_CHECKPOINT_KEY", "an auditor's key, kept by QA")
+    get_settings.cache_clear()
+
+
+def test_aud7_a_signed_checkpoint_holds_then_catches_a_changed_file_and_a_truncated_chain(
+    cli_db, checkpoint_key, tmp_path
+):
+    """The round trip: a checkpoint holds while the trail only grows; a file edited after
+    signing is refused; a chain truncated and its head rebuilt to hide it passes `verify` alone
+    (heads live in the database) but not against the checkpoint the auditor kept."""
+    assert runner.invoke(cli, ["demo"]).exit_code == 0
+    kept = tmp_path / "checkpoint.json"
+    made = runner.invoke(cli, ["audit", "checkpoint", "--out", str(kept)])
+    assert made.exit_code == 0, made.output
+    document = json.loads(kept.read_text())
+    assert document["scopes"] and len(document["signature"]) == 64
+    with _session(cli_db) as session:
+        auth.create_user(
+            session,
+            get_settings(),
+            actor="cli",
+            username="later",
+            full_name="Later User",
+            password="a long password 1",
+            roles=[Role.QA],
+        )
+        session.commit()
+    held = runner.invoke(cli, ["audit", "verify", "--checkpoint", str(kept)])
+    assert held.exit_code == 0 and "held" in held.output
+
+    forged = tmp_path / "forged.json"
+    scope = next(iter(document["scopes"]))
+    document["scopes"][scope]["count"] -= 1
+    forged.write_text(json.dumps(document))
+    refused = runner.invoke(cli, ["audit", "verify", "--checkpoint", str(forged)])
+    assert refused.exit_code == 2 and "signature does not hold" in refused.output
+
+    truncated = _drop_last_event(cli_db, hide=True)
+    assert runner.invoke(cli, ["audit", "verify"]).exit_code == 0
+    caught = runner.invoke(cli, ["audit", "verify", "--checkpoint", str(kept)])
+    assert caught.exit_code == 1
+    assert f"Chain {truncated}" in caught.output and "removed" in caught.output
+
+
+def test_aud7_no_checkpoint_without_a_key_and_no_traceback_for_a_bad_file(cli_db, tmp_path):
+    refused = runner.invoke(cli, ["audit", "checkpoint"])
+    assert refused.exit_code == 2 and "HOMEWARD_CHECKPOINT_KEY" in refused.output
+    junk = tmp_path / "junk.json"
+    junk.write_text("not json")
+    unreadable = runner.invoke(cli, ["audit", "verify", "--checkpoint", str(junk)])
+    assert unreadable.exit_code == 2 and "cannot read the checkpoint" in unreadable.output

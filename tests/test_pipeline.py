@@ -6,7 +6,6 @@ usual error shape, and nothing was changed. Reads never wait behind a writer on 
 """
 
 import asyncio
-import hashlib
 import time
 
 import httpx
@@ -22,8 +21,11 @@ from tests.server import running_server
 BOUND_S = 1.0
 
 
-def _chain_key(scope: str) -> int:
-    return int.from_bytes(hashlib.sha256(scope.encode()).digest()[:8], "big", signed=True)
+def _hold_chain(holder, scope: str) -> None:
+    """Hold a chain's lock as an appending transaction does: its head row (ADR 0018)."""
+    holder.execute(
+        text("SELECT count FROM audit_head WHERE scope = :scope FOR UPDATE"), {"scope": scope}
+    ).one()
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def test_perf_rel_a_scan_waiting_past_the_bound_for_its_patients_chain_is_busy_a
     scan = {"code": flasks[0], "expect": {"batch_id": batch["id"]}}
     before = len(audit_events(api.db, "scan.ok"))
     with committed_engine.connect() as holder:
-        holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _chain_key(batch["coi"])})
+        _hold_chain(holder, batch["coi"])
         started = time.perf_counter()
         response = api.post(Role.TECHNICIAN, "/scan", scan)
         waited = time.perf_counter() - started
@@ -89,7 +91,7 @@ def test_perf_rel_when_every_slot_waits_a_new_request_is_busy_within_the_bound(
             return await asyncio.gather(*(one() for _ in range(6)))
 
     with committed_engine.connect() as holder:
-        holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _chain_key(batch["coi"])})
+        _hold_chain(holder, batch["coi"])
         outcomes = asyncio.run(burst())
         holder.rollback()
     assert {status for status, _ in outcomes} == {503}
@@ -109,9 +111,7 @@ def test_perf_reads_do_not_wait_behind_a_writer_and_writes_are_busy_past_the_bou
             # SQLite's write lock, as another writer would.
             holder.execute(text("SELECT 1"))
         else:
-            holder.execute(
-                text("SELECT pg_advisory_xact_lock(:k)"), {"k": _chain_key(GLOBAL_SCOPE)}
-            )
+            _hold_chain(holder, GLOBAL_SCOPE)
         started = time.perf_counter()
         read = api.get(Role.TECHNICIAN, f"/batches/{batch['id']}")
         read_s = time.perf_counter() - started

@@ -22,6 +22,7 @@ class EntityType(StrEnum):
     PRINTER = "printer"
     PRINT_JOB = "print_job"
     INFUSION = "infusion"
+    RECORD = "record"  # snapshots of written rows (AUD-7): in no entity's own timeline
 
 
 class AuditAction(StrEnum):
@@ -83,3 +84,5 @@ class AuditAction(StrEnum):
     INFUSION_RESCHEDULED = "infusion.rescheduled"
     TEMPERATURE_EXCURSION = "vessel.temperature_excursion"
     WEBHOOK_QUEUED = "webhook.queued"
+    RECORDS_WRITTEN = "records.written"
+    RECORDS_BASELINE = "records.baseline"

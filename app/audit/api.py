@@ -66,4 +66,4 @@ def export_events(
 
 @router.get("/audit/verify", response_model=VerificationPublic)
 def verify(session: SessionDep, _: AuditReader) -> VerificationPublic:
-    return VerificationPublic.of(service.verify_chain(session))
+    return VerificationPublic.of(service.verify_trail(session))

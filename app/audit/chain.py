@@ -13,7 +13,7 @@ GENESIS as prev_hash. The form is pinned by a test vector in tests/audit/test_ch
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -99,10 +99,24 @@ def event_hash(
 
 
 @dataclass(frozen=True, slots=True)
+class Tail:
+    """Where a scope's chain ends, as recomputed from its events (or as kept in its head)."""
+
+    count: int
+    last_seq: int
+    last_hash: str
+
+
+@dataclass(frozen=True, slots=True)
 class Verification:
     ok: bool
     events_checked: int
     first_bad_seq: int | None
+    # Each scope's recomputed end, when every event was checked (compared with the heads).
+    tails: dict[str, Tail] = field(default_factory=dict)
+    # A chain that does not end where its head (or a checkpoint) says: its scope, and why.
+    bad_scope: str | None = None
+    detail: str | None = None
 
 
 # Row layout consumed by verify(): seq and stored hash, then the hashed fields in canonical order,
@@ -131,6 +145,8 @@ def verify(rows: Iterable[tuple[Any, ...]]) -> Verification:
     not the hash of the previous event of its scope (a deleted, inserted or reordered event).
     """
     last_hash: dict[str, str] = {}
+    last_seq: dict[str, int] = {}
+    counts: dict[str, int] = {}
     checked = 0
     for row in rows:
         checked += 1
@@ -138,4 +154,7 @@ def verify(rows: Iterable[tuple[Any, ...]]) -> Verification:
         if prev_hash != last_hash.get(scope, GENESIS) or _digest(*row[2:]) != stored:
             return Verification(ok=False, events_checked=checked, first_bad_seq=seq)
         last_hash[scope] = stored
-    return Verification(ok=True, events_checked=checked, first_bad_seq=None)
+        last_seq[scope] = seq
+        counts[scope] = counts.get(scope, 0) + 1
+    tails = {scope: Tail(counts[scope], last_seq[scope], last_hash[scope]) for scope in counts}
+    return Verification(ok=True, events_checked=checked, first_bad_seq=None, tails=tails)

@@ -31,3 +31,15 @@ class AuditEvent(SQLModel, table=True):
     reason: str | None = Field(default=None, sa_type=Text)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+
+
+class AuditHead(SQLModel, table=True):
+    """Where each scope's chain ends: written by the same append, in the same transaction, as
+    the events (AUD-7). A chain whose last events were deleted no longer reaches its head."""
+
+    __tablename__ = "audit_head"
+
+    scope: str = Field(primary_key=True, max_length=16)
+    count: int = Field(sa_type=SeqType)
+    last_seq: int = Field(sa_type=SeqType)
+    last_hash: str = Field(max_length=64)

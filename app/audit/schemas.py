@@ -4,8 +4,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app.audit.chain import Verification
 from app.audit.models import AuditEvent
+from app.audit.service import TrailCheck
 
 
 class AuditEventPublic(BaseModel):
@@ -31,13 +31,40 @@ class AuditEventPublic(BaseModel):
         return cls(**data)
 
 
+class RecordProblemPublic(BaseModel):
+    table: str
+    id: int
+    field: str | None
+    detail: str
+
+
 class VerificationPublic(BaseModel):
+    """AUD-3 and AUD-7: `ok` only if every event, every chain's head and every tracked record
+    hold. `first_bad_seq` names a broken event, `bad_scope` a chain that does not end at its
+    head, `first_bad_record` the first record not in its last recorded state."""
+
     ok: bool
     events_checked: int
     first_bad_seq: int | None
+    chains_checked: int = 0
+    bad_scope: str | None = None
+    records_checked: int | None = None
+    records_differing: int | None = None
+    first_bad_record: RecordProblemPublic | None = None
+    detail: str
 
     @classmethod
-    def of(cls, result: Verification) -> "VerificationPublic":
+    def of(cls, result: TrailCheck) -> "VerificationPublic":
+        chain, records = result.chain, result.records
+        bad = records.first_bad_record if records is not None else None
         return cls(
-            ok=result.ok, events_checked=result.events_checked, first_bad_seq=result.first_bad_seq
+            ok=result.ok,
+            events_checked=chain.events_checked,
+            first_bad_seq=chain.first_bad_seq,
+            chains_checked=len(chain.tails),
+            bad_scope=chain.bad_scope,
+            records_checked=records.records_checked if records is not None else None,
+            records_differing=records.records_differing if records is not None else None,
+            first_bad_record=RecordProblemPublic(**bad.public()) if bad is not None else None,
+            detail=result.detail,
         )

@@ -2,27 +2,31 @@
 inside that change's transaction (AUD-1, AUD-4)."""
 
 import csv
-import hashlib
 import io
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, text
+from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, text, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
 
+from app.audit import records
 from app.audit.actions import AuditAction, EntityType
 from app.audit.chain import (
     GENESIS,
     GLOBAL_SCOPE,
     ROW_COLUMNS,
+    Tail,
     Verification,
     canonical_json,
     event_hash,
     verify,
 )
-from app.audit.models import AuditEvent
+from app.audit.models import AuditEvent, AuditHead
 from app.auth.models import User
 from app.auth.permissions import Permission
 from app.clock import utcnow
@@ -30,19 +34,23 @@ from app.clock import utcnow
 Actor = User | str  # a user, or the name of a non-human actor ("system", "anonymous")
 
 
-def _lock_scope(session: Session, scope: str) -> None:
-    """Serialize appends to one chain. SQLite's BEGIN IMMEDIATE already serializes all writers."""
-    if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(scope.encode()).digest()[:8], "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-
-
-# The hash of a chain's last event (statement built once: it runs on every change).
-_HEAD = (
-    select(AuditEvent.hash)
-    .where(col(AuditEvent.scope) == bindparam("scope"))
-    .order_by(col(AuditEvent.seq).desc())
-    .limit(1)
+_HEADS = AuditHead.__table__  # type: ignore[attr-defined]
+# A scope's head row, locked (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already
+# serializes writers): the lock that serializes appends to one chain (ADR 0018).
+_LOCK_HEAD = (
+    select(_HEADS.c.count, _HEADS.c.last_hash)
+    .where(_HEADS.c.scope == bindparam("scope"))
+    .with_for_update()
+)
+# The first append to a scope makes its head; two racing first appends: one waits for the other.
+_NEW_HEAD = text(
+    "INSERT INTO audit_head (scope, count, last_seq, last_hash) "
+    "VALUES (:scope, 0, 0, :genesis) ON CONFLICT (scope) DO NOTHING"
+).bindparams(genesis=GENESIS)
+_SET_HEAD = (
+    update(_HEADS)
+    .where(_HEADS.c.scope == bindparam("b_scope"))
+    .values(count=bindparam("b_count"), last_seq=bindparam("b_seq"), last_hash=bindparam("b_hash"))
 )
 _APPEND = insert(AuditEvent.__table__).returning(  # type: ignore[attr-defined]
     AuditEvent.__table__.c.seq,  # type: ignore[attr-defined]
@@ -73,19 +81,15 @@ def record(
     A rolled-back transaction appends nothing. The event's `seq`, `prev_hash` and `hash` are set
     by that commit.
     """
-    event = AuditEvent(
-        scope=coi or GLOBAL_SCOPE,
-        prev_hash="",
-        hash="",
-        occurred_at=utcnow(),
-        actor_id=actor.id if isinstance(actor, User) else None,
-        actor=actor.username if isinstance(actor, User) else actor,
-        action=action.value,
-        entity_type=entity_type.value,
-        entity_id=entity_id,
-        old_values=canonical_json(old),
-        new_values=canonical_json(new),
-        reason=reason,
+    event = _new_event(
+        coi or GLOBAL_SCOPE,
+        (actor.id, actor.username) if isinstance(actor, User) else (None, actor),
+        action,
+        entity_type,
+        entity_id,
+        old,
+        new,
+        reason,
     )
     # Begin the transaction now if nothing has yet: its rollback must drop the pending event.
     session.connection()
@@ -95,15 +99,23 @@ def record(
 
 @sa_event.listens_for(OrmSession, "before_commit")
 def _append_pending(session: OrmSession) -> None:
+    """Append the transaction's events, and the snapshots of the rows it wrote, to their chains
+    and move each chain's head: the transaction's last statements (ADR 0014, ADR 0018)."""
+    session.flush()  # the rows written since the last flush are snapshotted too
     pending: list[AuditEvent] = session.info.pop(_PENDING, [])
+    pending[:0] = _snapshot_events(session, pending)
     if not pending:
         return
     heads: dict[str, str] = {}
-    # Chains locked in one order (by scope name), so two transactions that append to the same
+    counts: dict[str, int] = {}
+    # Heads locked in one order (by scope name), so two transactions that append to the same
     # two chains cannot deadlock.
     for scope in sorted({event.scope for event in pending}):
-        _lock_scope(session, scope)
-        heads[scope] = session.execute(_HEAD, {"scope": scope}).scalar_one_or_none() or GENESIS
+        row = session.execute(_LOCK_HEAD, {"scope": scope}).first()
+        if row is None:
+            session.execute(_NEW_HEAD, {"scope": scope})
+            row = session.execute(_LOCK_HEAD, {"scope": scope}).one()
+        counts[scope], heads[scope] = row
     rows = []
     for event in pending:
         event.prev_hash = heads[event.scope]
@@ -112,8 +124,63 @@ def _append_pending(session: OrmSession) -> None:
         rows.append(fields | {"hash": event.hash})
     # A Core INSERT: the ORM's unit of work cost more CPU than the append itself.
     seqs = session.execute(_APPEND, rows).scalars().all()
+    last_seq: dict[str, int] = {}
     for event, seq in zip(pending, seqs, strict=True):
-        event.seq = seq
+        event.seq = last_seq[event.scope] = seq
+        counts[event.scope] += 1
+    session.execute(
+        _SET_HEAD,
+        [
+            {"b_scope": scope, "b_count": counts[scope], "b_seq": seq, "b_hash": heads[scope]}
+            for scope, seq in last_seq.items()
+        ],
+    )
+
+
+def _snapshot_events(session: OrmSession, pending: list[AuditEvent]) -> list[AuditEvent]:
+    """One `records.written` event per chain holding the state of every tracked row the
+    transaction wrote (AUD-7), by the actor of the transaction's first event in that chain."""
+    written = records.take_written(session)
+    if not written:
+        return []
+    actors = {}
+    for event in reversed(pending):
+        actors[event.scope] = actors[None] = (event.actor_id, event.actor)
+    snapshots = []
+    for scope, rows in sorted(written.items()):
+        actor = actors.get(scope) or actors.get(None) or (None, "system")
+        snapshots.append(
+            _new_event(scope, actor, AuditAction.RECORDS_WRITTEN, EntityType.RECORD, None,
+                       None, {"rows": rows}, None)
+        )  # fmt: skip
+    return snapshots
+
+
+def _new_event(
+    scope: str,
+    actor: tuple[int | None, str],
+    action: AuditAction,
+    entity_type: EntityType,
+    entity_id: int | None,
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+    reason: str | None,
+) -> AuditEvent:
+    """An event not yet in its chain: its seq, prev_hash and hash are set by the append."""
+    return AuditEvent(
+        scope=scope,
+        prev_hash="",
+        hash="",
+        occurred_at=utcnow(),
+        actor_id=actor[0],
+        actor=actor[1],
+        action=action.value,
+        entity_type=entity_type.value,
+        entity_id=entity_id,
+        old_values=canonical_json(old),
+        new_values=canonical_json(new),
+        reason=reason,
+    )
 
 
 @sa_event.listens_for(OrmSession, "after_soft_rollback")
@@ -208,11 +275,60 @@ _CANONICAL_TIME_SQL = {
 }
 
 
+def read_snapshot(session: Session) -> None:
+    """Make the session's next transaction one snapshot on PostgreSQL (REPEATABLE READ), so the
+    heads and the events it reads are of one moment; SQLite's read transactions already are."""
+    bind = session.get_bind()
+    # A session on a connection (tests, migrations) reads in that connection's transaction.
+    postgresql = isinstance(bind, Engine) and bind.dialect.name == "postgresql"
+    if postgresql and not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def heads(session: Session, scope: str | None = None) -> dict[str, Tail]:
+    """Each scope's head as kept by the appends: {scope: Tail}."""
+    query = select(_HEADS.c.scope, _HEADS.c.count, _HEADS.c.last_seq, _HEADS.c.last_hash)
+    if scope is not None:
+        query = query.where(_HEADS.c.scope == scope)
+    return {row[0]: Tail(*row[1:]) for row in session.execute(query)}
+
+
 def verify_chain(session: Session, *, scope: str | None = None) -> Verification:
-    """Re-hash every event (or one scope's) in `seq` order and name the first broken one (AUD-3).
+    """Re-hash every event (or one scope's) in `seq` order and name the first broken one (AUD-3),
+    then check that each chain ends exactly at its head (AUD-7): a chain that lost its last
+    events, or a head with no chain, is not ok (`bad_scope`, `detail`).
 
     Reads through the raw driver cursor, in batches: this loop must check 100 000 events/s.
     """
+    read_snapshot(session)
+    kept = heads(session, scope)
+    result = _verify_events(session, scope)
+    if not result.ok:
+        return result
+    for name in sorted(kept.keys() | result.tails.keys()):
+        detail = _head_mismatch(name, kept.get(name), result.tails.get(name))
+        if detail is not None:
+            return replace(result, ok=False, bad_scope=name, detail=detail)
+    return result
+
+
+def _head_mismatch(scope: str, head: Tail | None, tail: Tail | None) -> str | None:
+    if head == tail:
+        return None
+    if head is None:
+        return f"Chain {scope} has {tail.count if tail else 0} events but no head."
+    if tail is None or tail.count < head.count:
+        return (
+            f"Chain {scope} ends early: {tail.count if tail else 0} events, but its head "
+            f"records {head.count} ending at seq {head.last_seq}; events were removed."
+        )
+    return (
+        f"Chain {scope} does not end where its head says (seq {head.last_seq}, "
+        f"{head.count} events): {tail.count} events ending at seq {tail.last_seq}."
+    )
+
+
+def _verify_events(session: Session, scope: str | None) -> Verification:
     dialect = session.get_bind().dialect.name
     columns = [_CANONICAL_TIME_SQL[dialect] if c == "occurred_at" else c for c in ROW_COLUMNS]
     where = "" if scope is None else "WHERE scope = %(scope)s"
@@ -232,3 +348,83 @@ def verify_chain(session: Session, *, scope: str | None = None) -> Verification:
         return verify(rows())
     finally:
         cursor.close()
+
+
+@dataclass(frozen=True, slots=True)
+class TrailCheck:
+    """The whole verification (AUD-3, AUD-7): events, heads, then every tracked record."""
+
+    chain: Verification
+    records: records.RecordsCheck | None  # None when the chain itself is broken
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and self.records is not None and self.records.ok
+
+    @property
+    def detail(self) -> str:
+        if self.chain.first_bad_seq is not None:
+            return f"Event seq {self.chain.first_bad_seq} is not what was recorded."
+        if self.chain.detail is not None:
+            return self.chain.detail
+        if self.records is not None and self.records.first_bad_record is not None:
+            return self.records.first_bad_record.detail
+        return "The audit trail and every tracked record are intact."
+
+
+def verify_trail(session: Session) -> TrailCheck:
+    """Verify the chains and heads, then (only if they hold: the snapshots are read from them)
+    that every tracked row is in the state its trail last recorded."""
+    chain = verify_chain(session)
+    if not chain.ok:
+        return TrailCheck(chain, None)
+    return TrailCheck(chain, records.verify_records(session.connection()))
+
+
+def write_baseline(session: Session, *, batch_rows: int = 500) -> int:
+    """Snapshot every tracked row as it is now into its patient's chain (`records.baseline`),
+    for rows written before snapshots existed (migration 0011). Streams the tables and appends
+    `batch_rows` rows at a time. Returns how many rows were snapshotted."""
+    connection = session.connection()
+    total = 0
+    for table, names in records.existing_tables(connection):
+        stream = records.current_rows(connection, table, names)
+        while rows := {(table, row_id): state for row_id, state in islice(stream, batch_rows)}:
+            scopes = records.scopes_of(connection, rows)
+            by_scope: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for key, state in rows.items():
+                by_scope[scopes[key]].append({"table": table, "id": key[1], "state": state})
+            session.info[_PENDING] = [
+                _new_event(
+                    scope,
+                    (None, "migration"),
+                    AuditAction.RECORDS_BASELINE,
+                    EntityType.RECORD,
+                    None,
+                    None,
+                    {"rows": entries},
+                    None,
+                )
+                for scope, entries in sorted(by_scope.items())
+            ]
+            _append_pending(session)
+            total += len(rows)
+    return total
+
+
+REBUILD_HEADS = """
+INSERT INTO audit_head (scope, count, last_seq, last_hash)
+SELECT e.scope, c.n, e.seq, e.hash
+FROM audit_event e
+JOIN (SELECT scope, count(*) AS n, max(seq) AS m FROM audit_event GROUP BY scope) c ON e.seq = c.m
+WHERE true
+ON CONFLICT (scope) DO UPDATE
+  SET count = excluded.count, last_seq = excluded.last_seq, last_hash = excluded.last_hash
+"""
+
+
+def rebuild_heads(connection: Connection) -> None:
+    """Set every scope's head from its events as they are: for events written without the
+    append (migration 0011 of an existing trail, the bench's bulk-loaded chain). Never for
+    repairs: a head rebuilt after a deletion hides it (the signed checkpoints still show it)."""
+    connection.execute(text(REBUILD_HEADS))

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, Table, UniqueConstraint, insert
 import app.models  # noqa: F401  (every table's foreign keys known before they are read)
 from app.audit.chain import GENESIS, canonical_json, event_hash
 from app.audit.models import AuditEvent
+from app.audit.service import rebuild_heads
 from app.db import metadata
 from app.identity.codes import DIN, VesselCode, build_coi
 
@@ -74,8 +75,14 @@ def _copy(connection: psycopg.Connection, table: str, rows: Iterable[dict[str, A
 
 
 def fill_audit_chain(engine: Engine, count: int) -> None:
-    """Append `count` chained events to the database's audit trail (COPY on PostgreSQL)."""
-    rows = chained_events(count)
+    """Append `count` chained events to the database's audit trail (COPY on PostgreSQL), then
+    set the chains' heads, which the bulk load bypassed (AUD-7)."""
+    _load_audit_chain(engine, chained_events(count))
+    with engine.begin() as connection:
+        rebuild_heads(connection)
+
+
+def _load_audit_chain(engine: Engine, rows: Iterator[dict[str, Any]]) -> None:
     if engine.dialect.name == "postgresql":
         raw = engine.raw_connection()
         try:

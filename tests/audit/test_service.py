@@ -96,7 +96,8 @@ def test_aud3_verification_detects_a_deleted_event(db, dialect):
 
 
 def test_aud3_concurrent_writers_keep_each_chain_linear(committed_engine):
-    """On PostgreSQL the per-scope advisory lock, on SQLite BEGIN IMMEDIATE, serialize appends."""
+    """On PostgreSQL the lock on each chain's head row, on SQLite BEGIN IMMEDIATE, serialize
+    appends."""
     factory = session_factory_for(committed_engine)
     errors: list[BaseException] = []
     start = threading.Barrier(4)

@@ -16,7 +16,7 @@ from app.batches.models import Batch
 from app.deviations.models import Deviation
 from app.qc.models import QcResult
 from app.signatures.models import Signature
-from tests.helpers import PASSWORD, Api, audit_events, failing_value, ok, unique
+from tests.helpers import PASSWORD, Api, audit_events, drop_append_only, failing_value, ok, unique
 from tests.helpers import error as _error
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -584,6 +584,7 @@ def test_sig3_a_reviewed_result_changed_behind_the_application_no_longer_matches
     _ok(_review(api, result["id"], headers), 200)
     assert api.qc(batch["id"])["history"][0]["reviews"][0]["matches"] is True
 
+    drop_append_only(api.db, "qc_result")
     api.db.execute(update(QcResult).where(QcResult.id == result["id"]).values(value_number=95.0))
     api.db.flush()
     (shown,) = api.qc(batch["id"])["history"]
