@@ -24,9 +24,11 @@ from app.errors import (
     NotAtClinic,
     NotFound,
     NotReleased,
+    chained,
 )
 from app.identity.codes import normalize, parse_vessel_code
 from app.patients.models import Patient
+from app.release import integrity
 from app.release import service as release
 from app.release.service import ReleaseState
 from app.storage.models import CustodyEvent
@@ -80,7 +82,7 @@ def latest_custody(session: Session, vessel_id: int) -> CustodyEvent | None:
     ).scalar_one_or_none()
 
 
-def _checked(session: Session, data: BedsideCheck, found: VesselIdentity) -> Verified:
+def _checked(session: Session, actor: User, data: BedsideCheck, found: VesselIdentity) -> Verified:
     vessel, patient, batch = found.vessel, found.patient, found.batch
     if not vessel.is_dose or batch is None:
         raise InvalidRequest(f"Vessel {vessel.code} is not a dose; only doses are infused.")
@@ -98,6 +100,7 @@ def _checked(session: Session, data: BedsideCheck, found: VesselIdentity) -> Ver
             f"Dose {vessel.code} may not be infused: its batch {batch.batch_number} is "
             f"{batch.status.replace('_', ' ')} ({why})."
         )
+    integrity.require_release_intact(session, actor=actor, batch_id=batch.id)
     if vessel.status == VesselStatus.INFUSED:
         raise AlreadyInfused(f"Dose {vessel.code} has already been infused.")
     last = latest_custody(session, vessel.id or 0)
@@ -122,25 +125,28 @@ def verify(
         found = identity_by_code(session, parsed, lock=lock)
         if found is None:
             raise NotFound(f"No dose has code {parsed}.")
-        return _checked(session, data, found)
+        return _checked(session, actor, data, found)
     except HomewardError as exc:
-        exc.aftermath = partial(
-            audit.record,
-            actor=actor,
-            action=AuditAction.BEDSIDE_REFUSED,
-            entity_type=EntityType.VESSEL,
-            entity_id=found.vessel.id if found else None,
-            coi=found.patient.coi if found else None,
-            new={
-                "purpose": purpose,
-                "dose_code": normalize(data.dose_code)[:40],
-                "refused": exc.code,
-                # What was scanned at the bedside goes only into a patient's own trail.
-                **(
-                    {"wristband_mrn": data.wristband_mrn, "birth_date": data.birth_date}
-                    if found is not None
-                    else {}
-                ),
-            },
+        exc.aftermath = chained(
+            exc.aftermath,  # a signature mismatch's alert for QA (SIG-6)
+            partial(
+                audit.record,
+                actor=actor,
+                action=AuditAction.BEDSIDE_REFUSED,
+                entity_type=EntityType.VESSEL,
+                entity_id=found.vessel.id if found else None,
+                coi=found.patient.coi if found else None,
+                new={
+                    "purpose": purpose,
+                    "dose_code": normalize(data.dose_code)[:40],
+                    "refused": exc.code,
+                    # What was scanned at the bedside goes only into a patient's own trail.
+                    **(
+                        {"wristband_mrn": data.wristband_mrn, "birth_date": data.birth_date}
+                        if found is not None
+                        else {}
+                    ),
+                },
+            ),
         )
         raise
