@@ -18,6 +18,9 @@ from app.clinic.schemas import PlanCreate
 from app.clock import utcnow
 from app.config import Settings
 from app.db import SessionFactory, unit_of_work
+from app.labels import service as labels
+from app.labels.gate import unlabelled_doses
+from app.labels.schemas import LabelFormat
 from app.materials import service as materials
 from app.materials.schemas import (
     EquipmentCreate,
@@ -33,6 +36,7 @@ from app.qc import service as qc
 from app.qc.schemas import QcResultCreate
 from app.release import service as release
 from app.release.schemas import Decision, ReleaseCreate
+from app.signatures.schemas import SignatureInput
 from app.steps import service as steps
 from app.steps.schemas import OutputSpec, StepCreate
 from app.storage import service as storage
@@ -296,7 +300,8 @@ def _tested_and_decided(session: Session, settings: Settings, batch_id: int, sta
         )
     if stage == "out_of_specification":
         return  # the OOS deviation holds the batch until QA closes it
-    qa_password = next(u.password for u in DEMO_USERS if u.username == "qa")
+    _reviewed_and_labelled(session, settings, batch_id)
+    qa_password = _password("qa")
     conditional = stage == "conditional"
     decided = release.decide(
         session,
@@ -312,6 +317,27 @@ def _tested_and_decided(session: Session, settings: Settings, batch_id: int, sta
     )
     if not conditional:
         _at_the_clinic(session, settings, decided.batch_id)
+
+
+def _password(username: str) -> str:
+    return next(u.password for u in DEMO_USERS if u.username == username)
+
+
+def _reviewed_and_labelled(session: Session, settings: Settings, batch_id: int) -> None:
+    """What the gate asks beyond results (REL-6): a second QA person reviews each critical
+    result, the technician prints every dose's label."""
+    reviewer, tech = _user(session, "qa2"), _user(session, "tech")
+    context = batches.get(session, batch_id)
+    _, tests = qc.specification_of(session, settings, context.batch)
+    current = qc.current(qc.history(session, batch_id))
+    review = SignatureInput(password=_password("qa2"), comment="Second-person review.")
+    for test in tests:
+        if test.critical and test.test in current:
+            qc.review(
+                session, settings, actor=reviewer, result_id=current[test.test].id or 0, data=review
+            )
+    for code in unlabelled_doses(session, batch_id):
+        labels.print_vessel(session, actor=tech, code=code, fmt=LabelFormat.ZPL, dpi=203)
 
 
 def _at_the_clinic(session: Session, settings: Settings, batch_id: int) -> None:

@@ -23,6 +23,17 @@ class HomewardError(Exception):
         self.aftermath = aftermath
 
 
+def chained(*aftermaths: Aftermath | None) -> Aftermath:
+    """One aftermath running each of `aftermaths` in turn, in the one transaction."""
+
+    def run(session: "Session") -> None:
+        for aftermath in aftermaths:
+            if aftermath is not None:
+                aftermath(session)
+
+    return run
+
+
 class InvalidRequest(HomewardError):
     code, status = "invalid_request", 422
 
@@ -91,10 +102,28 @@ class ResultExists(Conflict):
     code = "result_exists"
 
 
+class NothingToAccept(Conflict):
+    """A physician's acceptance with no conditional release and no failing result to cover."""
+
+    code = "nothing_to_accept"
+
+
+class SignatureMismatch(Conflict):
+    """A dose whose batch's release signature no longer matches the record it signed (SIG-6)."""
+
+    code = "signature_mismatch"
+
+
 class GateNotMet(Conflict):
     """A release decision whose conditions (REL-1, REL-2) do not hold."""
 
     code = "gate_not_met"
+
+
+class IncompatibleRoles(HomewardError):
+    """A role set that breaks separation of duties (SEC-2): admin with qa or clinician."""
+
+    code, status = "incompatible_roles", 422
 
 
 class UnknownTest(HomewardError):

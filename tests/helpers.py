@@ -13,16 +13,23 @@ from sqlalchemy import Engine, event, select, text
 from sqlmodel import Session
 
 from app.audit.models import AuditEvent
+from app.auth import security
 from app.auth import service as auth
-from app.auth.models import User
+from app.auth.models import User, UserRole
 from app.auth.permissions import Role
+from app.batches import service as batches
 from app.biopsies import service as biopsies
 from app.biopsies.schemas import BiopsyCreate, BiopsyReceipt
 from app.config import Settings
 from app.db import SessionFactory, unit_of_work
 from app.errors import HomewardError
+from app.labels import service as labels
+from app.labels.gate import unlabelled_doses
+from app.labels.schemas import LabelFormat
 from app.patients import service as patients
 from app.patients.schemas import PatientCreate
+from app.qc import service as qc
+from app.signatures.schemas import SignatureInput
 
 PASSWORD = "correct-horse-battery"
 _counter = itertools.count(1)
@@ -51,6 +58,41 @@ def make_user(
     )
     session.commit()
     return user
+
+
+def make_legacy_user(
+    session: Session, settings: Settings, *, roles: list[Role], password: str = PASSWORD
+) -> User:
+    """A user written straight into the tables, as an account created before separation of
+    duties (SEC-2) was enforced may hold roles that can no longer be given together."""
+    user = User(
+        username=unique("legacy-"),
+        full_name="Legacy User",
+        password_hash=security.hash_password(settings, password),
+    )
+    session.add(user)
+    session.flush()
+    session.add_all(UserRole(user_id=user.id or 0, role=role.value) for role in roles)
+    session.commit()
+    return user
+
+
+def prepare_release_in(session: Session, settings: Settings, batch_id: int) -> None:
+    """`Api.prepare_release` through the services, for batches committed for real: a second
+    person reviews every critical result in force, a technician prints each dose's label."""
+    reviewer = make_user(session, settings, roles=[Role.QA])
+    labeller = make_user(session, settings, roles=[Role.TECHNICIAN])
+    context = batches.get(session, batch_id)
+    _, tests = qc.specification_of(session, settings, context.batch)
+    current = qc.current(qc.history(session, batch_id))
+    for test in tests:
+        if test.critical and test.test in current:
+            signed = SignatureInput(password=PASSWORD, comment="Second-person check")
+            qc.review(
+                session, settings, actor=reviewer, result_id=current[test.test].id, data=signed
+            )
+    for code in unlabelled_doses(session, batch_id):
+        labels.print_vessel(session, actor=labeller, code=code, fmt=LabelFormat.ZPL, dpi=203)
 
 
 def audit_events(session: Session, action: str | None = None) -> list[AuditEvent]:
@@ -107,6 +149,7 @@ class Api:
         self.db = db
         self.settings = settings
         self._headers: dict[Role, dict[str, str]] = {}
+        self._reviewer: dict[str, str] | None = None
 
     def login(self, username: str, password: str = PASSWORD) -> Response:
         return self.client.post(
@@ -226,13 +269,54 @@ class Api:
         body = {"test": test, "value": value} | extra
         return self.post(Role.TECHNICIAN, f"/batches/{batch_id}/qc-results", body)
 
-    def pass_qc(self, batch_id: int, *, skip: tuple[str, ...] = ()) -> None:
-        """Enter a passing result for every test of the batch's specification but `skip`."""
+    def pass_qc(self, batch_id: int, *, skip: tuple[str, ...] = (), prepare: bool = True) -> None:
+        """Enter a passing result for every test of the batch's specification but `skip`; with
+        `prepare`, also what the release gate asks beyond results (`prepare_release`)."""
         for row in self.qc(batch_id)["tests"]:
             if row["test"] not in skip and row["outcome"] == "pending":
                 response = self.result(batch_id, row["test"], passing_value(row))
                 assert response.status_code == 201, response.text
                 assert response.json()["outcome"] == "pass", response.text
+        if prepare:
+            self.prepare_release(batch_id)
+
+    def reviewer(self) -> dict[str, str]:
+        """Headers of a (cached) QA person who reviews results and releases nothing."""
+        if self._reviewer is None:
+            user = make_user(self.db, self.settings, roles=[Role.QA], username=unique("reviewer-"))
+            self._reviewer = self.headers_for(user)
+        return self._reviewer
+
+    def review(self, result_id: int, headers: dict[str, str] | None = None) -> Response:
+        return self.client.post(
+            f"/api/v1/qc-results/{result_id}/review",
+            json={"password": PASSWORD, "comment": "Second-person check"},
+            headers=headers or self.reviewer(),
+        )
+
+    def review_critical(self, batch_id: int) -> None:
+        """The second person's review of every critical result in force not yet reviewed."""
+        for row in self.qc(batch_id)["tests"]:
+            if row["critical"] and row["result_id"] is not None and not row["reviewed"]:
+                response = self.review(row["result_id"])
+                assert response.status_code == 200, response.text
+
+    def label_doses(self, batch_id: int) -> None:
+        """Print a label for every dose in use that has none: THE one place tests print dose
+        labels (today a GET of the label logs the print)."""
+        batch = self.get(Role.TECHNICIAN, f"/batches/{batch_id}").json()
+        doses = {v["code"] for v in batch["vessels"] if v["is_dose"]}
+        unlabelled = self.get(Role.TECHNICIAN, f"/batches/{batch_id}/labels/reconciliation")
+        assert unlabelled.status_code == 200, unlabelled.text
+        for code in sorted(doses & set(unlabelled.json()["unlabelled"])):
+            response = self.get(Role.TECHNICIAN, f"/vessels/{code}/label", params={"format": "zpl"})
+            assert response.status_code == 200, response.text
+
+    def prepare_release(self, batch_id: int) -> None:
+        """What the gate asks besides results (REL-6): critical results reviewed by a second
+        person, every dose labelled."""
+        self.review_critical(batch_id)
+        self.label_doses(batch_id)
 
     def decide(self, batch_id: int, decision: str = "release", **extra: Any) -> Response:
         body = {"decision": decision, "password": PASSWORD, "comment": "QA decision"} | extra

@@ -21,7 +21,7 @@ from app.auth.permissions import Role
 from app.main import API_PREFIX, API_ROUTERS, create_app
 from app.models import metadata
 from app.types import MAX_ID
-from tests.helpers import ago, audit_events, make_user, unique
+from tests.helpers import ago, audit_events, make_legacy_user, unique
 
 HUGE = 10**30
 CONTROL = ["\x00", "\x01", "\x07", "\x1b", "\x7f"]
@@ -635,7 +635,7 @@ def test_rel_fuzzed_requests_never_get_a_5xx_and_every_4xx_is_the_error_shape(
     fuzz_settings = settings.model_copy(update={"lockout_threshold": 100})
     app = create_app(fuzz_settings, session_factory)
     operation = fuzz_schema[API_PREFIX + path][method]
-    user = make_user(db, settings, roles=list(Role))
+    user = make_legacy_user(db, settings, roles=list(Role))
     spec = fuzz_schema.raw_schema["paths"][API_PREFIX + path][method.lower()]
     # Negative data needs something to corrupt: parameters or a body.
     modes = [GenerationMode.POSITIVE]

@@ -67,8 +67,9 @@ def create_user(
 def set_roles(
     user_id: Id, body: UserRolesSet, session: SessionDep, admin: UserManager
 ) -> UserPublic:
-    user = service.get_user(session, user_id)
-    service.set_roles(session, actor=admin.user, user=user, roles=body.roles)
+    user = service.set_roles(
+        session, actor=admin.user, user_id=user_id, roles=body.roles, reason=body.reason
+    )
     return user_public(user, body.roles)
 
 

@@ -125,6 +125,18 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 
+# Separation of duties (SEC-2): who administers accounts never releases, signs or infuses.
+INCOMPATIBLE_ROLES: frozenset[frozenset[Role]] = frozenset(
+    {frozenset({Role.ADMIN, Role.QA}), frozenset({Role.ADMIN, Role.CLINICIAN})}
+)
+
+
+def incompatible(roles: "set[Role] | frozenset[Role] | list[Role]") -> list[frozenset[Role]]:
+    """The pairs of `roles` that one person may never hold together (SEC-2)."""
+    held = set(roles)
+    return sorted((pair for pair in INCOMPATIBLE_ROLES if pair <= held), key=sorted)
+
+
 def permissions_of(roles: "set[Role] | frozenset[Role] | list[Role]") -> frozenset[Permission]:
     """Everything a user holding `roles` may do."""
     granted: frozenset[Permission] = frozenset()

@@ -3,7 +3,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.auth.permissions import Role
-from app.types import Name
+from app.types import LongText, Name
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
@@ -30,6 +30,7 @@ class UserRolesSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     roles: Roles
+    reason: LongText  # every role change says why (SEC-2)
 
     _roles = field_validator("roles")(_distinct)
 

@@ -14,16 +14,19 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
 from app.auth import security
 from app.auth.models import AuthToken, User, UserRole
-from app.auth.permissions import Permission, Role, permissions_of
+from app.auth.permissions import Permission, Role, incompatible, permissions_of
+from app.auth.repository import lock_user
 from app.auth.schemas import USERNAME_PATTERN
 from app.clock import as_utc, utcnow
 from app.config import Settings
 from app.db import add_unique, busy_error
 from app.errors import (
     AccountLocked,
+    Aftermath,
     Conflict,
     DuplicateUsername,
     Forbidden,
+    IncompatibleRoles,
     InvalidCredentials,
     NotAuthenticated,
     NotFound,
@@ -98,6 +101,32 @@ def list_users(session: Session) -> list[User]:
     return list(session.execute(select(User).order_by(col(User.username))).scalars())
 
 
+def check_separation(roles: "list[Role] | frozenset[Role]") -> None:
+    """Refuse a role set one person may not hold (SEC-2): the API, the CLI and the demo all
+    create and change users through this check."""
+    pairs = incompatible(roles)
+    if pairs:
+        named = "; ".join(" with ".join(sorted(pair)) for pair in pairs)
+        raise IncompatibleRoles(
+            f"One person cannot hold {named}: an administrator never releases, signs or "
+            "infuses (separation of duties, SEC-2). Give these duties to separate accounts."
+        )
+
+
+def refuse_admin(
+    session: Session, user: User, act: str, *, aftermath: Aftermath | None = None
+) -> None:
+    """403 when `user` holds `admin` (SEC-2): checked at the act itself, so an account created
+    with such roles before the rule existed still cannot release, sign, infuse or witness."""
+    assert user.id is not None
+    if Role.ADMIN in roles_of(session, user.id):
+        raise Forbidden(
+            f"{user.username} holds the admin role; an administrator cannot {act} "
+            "(separation of duties, SEC-2).",
+            aftermath=aftermath,
+        )
+
+
 def create_user(
     session: Session,
     settings: Settings,
@@ -108,7 +137,9 @@ def create_user(
     password: str,
     roles: list[Role],
 ) -> User:
-    """A new active user with `roles`; a taken username is a 409."""
+    """A new active user with `roles`; a taken username is a 409, roles one person may not hold
+    together a 422 (SEC-2)."""
+    check_separation(roles)
     user = User(
         username=username,
         full_name=full_name,
@@ -130,25 +161,32 @@ def create_user(
     return user
 
 
-def set_roles(session: Session, *, actor: User, user: User, roles: list[Role]) -> None:
-    """Replace the roles of `user`."""
-    assert user.id is not None
-    old = sorted(roles_of(session, user.id))
-    if user.id == actor.id and Role.ADMIN in old and Role.ADMIN not in roles:
-        raise Conflict("You cannot remove your own admin role; ask another administrator.")
-    session.execute(delete(UserRole).where(col(UserRole.user_id) == user.id))
-    session.add_all(UserRole(user_id=user.id, role=role.value) for role in roles)
+def set_roles(
+    session: Session, *, actor: User, user_id: int, roles: list[Role], reason: str
+) -> User:
+    """Replace the roles of user `user_id`, with a reason (SEC-2). Nobody changes their own
+    roles; the user row is locked first, so concurrent changes of one user apply one after the
+    other and each is checked against separation of duties on its own."""
+    user = lock_user(session, user_id)
+    if user.id == actor.id:
+        raise Forbidden("You cannot change your own roles; ask another administrator (SEC-2).")
+    check_separation(roles)
+    old = sorted(roles_of(session, user_id))
+    session.execute(delete(UserRole).where(col(UserRole.user_id) == user_id))
+    session.add_all(UserRole(user_id=user_id, role=role.value) for role in roles)
     session.flush()
     audit.record(
         session,
         actor=actor,
         action=AuditAction.USER_ROLES_SET,
         entity_type=EntityType.USER,
-        entity_id=user.id,
+        entity_id=user_id,
         old={"roles": old},
         new={"roles": sorted(roles)},
+        reason=reason,
         coi=None,
     )
+    return user
 
 
 def set_active(session: Session, *, actor: User, user: User, active: bool) -> None:

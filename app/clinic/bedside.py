@@ -26,9 +26,11 @@ from app.errors import (
     NotAtClinic,
     NotFound,
     NotReleased,
+    chained,
 )
 from app.identity.codes import normalize, parse_vessel_code
 from app.patients.models import Patient
+from app.release import integrity
 from app.release import service as release
 from app.release.service import ReleaseState
 from app.storage.models import CustodyEvent
@@ -79,7 +81,7 @@ def latest_custody(session: Session, vessel_id: int) -> CustodyEvent | None:
     ).scalar_one_or_none()
 
 
-def _checked(session: Session, data: BedsideCheck, found: VesselIdentity) -> Verified:
+def _checked(session: Session, actor: User, data: BedsideCheck, found: VesselIdentity) -> Verified:
     vessel, patient, batch = found.vessel, found.patient, found.batch
     if not vessel.is_dose or batch is None:
         raise InvalidRequest(f"Vessel {vessel.code} is not a dose; only doses are infused.")
@@ -97,6 +99,7 @@ def _checked(session: Session, data: BedsideCheck, found: VesselIdentity) -> Ver
             f"Dose {vessel.code} may not be infused: its batch {batch.batch_number} is "
             f"{batch.status.replace('_', ' ')} ({why})."
         )
+    integrity.require_release_intact(session, actor=actor, batch_id=batch.id)
     if vessel.status == VesselStatus.INFUSED:
         raise AlreadyInfused(f"Dose {vessel.code} has already been infused.")
     last = latest_custody(session, vessel.id or 0)
@@ -121,10 +124,13 @@ def verify(
         found = identity_by_code(session, parsed, lock=lock)
         if found is None:
             raise NotFound(f"No dose has code {parsed}.")
-        return _checked(session, data, found)
+        return _checked(session, actor, data, found)
     except HomewardError as exc:
-        exc.aftermath = partial(
-            _record_refusal, actor=actor, data=data, purpose=purpose, found=found, code=exc.code
+        exc.aftermath = chained(
+            exc.aftermath,  # a signature mismatch's alert for QA (SIG-6)
+            partial(
+                _record_refusal, actor=actor, data=data, purpose=purpose, found=found, code=exc.code
+            ),
         )
         raise
 

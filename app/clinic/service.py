@@ -122,12 +122,15 @@ def _witness(session: Session, settings: Settings, *, actor: User, data: Infusio
         raise Forbidden(
             f"{witness.username} is not a clinician; the witness must be one.", aftermath=refusal
         )
+    auth.refuse_admin(session, witness, "witness an infusion", aftermath=refusal)
     return witness
 
 
 def infuse(session: Session, settings: Settings, *, actor: User, data: InfusionCreate) -> Infusion:
     """Record an infusion: every bedside check again on the locked dose, a witness who is a
-    second clinician, then the dose is infused and the batch completed when nothing is left."""
+    second clinician, then the dose is infused and the batch completed when nothing is left.
+    Neither the one administering nor the witness may hold `admin` (SEC-2)."""
+    auth.refuse_admin(session, actor, "infuse")
     checked = bedside.verify(session, actor=actor, data=data, purpose="infusion", lock=True)
     witness = _witness(session, settings, actor=actor, data=data)
     if in_future(data.administered_at):

@@ -150,6 +150,7 @@ def close(
     closing the batch's last unresolved deviation lifts its hold."""
     deviation, context = _locked(session, deviation_id)
     signer = signatures.authenticate(
+        session,
         settings,
         user=actor,
         password=data.password,

@@ -35,6 +35,7 @@ from app.labels.schemas import (
 )
 from app.labels.states import PrintJobStatus
 from app.patients.models import Patient
+from app.release import integrity
 from app.vessels.models import Vessel
 from app.vessels.repository import identity_by_code, lock_vessels
 from app.vessels.states import NO_LONGER_IN_USE, VesselStatus
@@ -169,6 +170,8 @@ def print_vessel(
     found = identity_by_code(session, parsed, lock=True)
     if found is None:
         raise NotFound(f"No vessel has code {parsed}.")
+    if found.vessel.is_dose:
+        integrity.require_release_intact(session, actor=actor, batch_id=found.vessel.batch_id)
     vessels = [found.vessel]
     (copy_number,) = copies = _next_copies(session, vessels)
     content = content_of(found.vessel, found.biopsy, found.patient, reprint=copy_number > 1)
@@ -224,6 +227,7 @@ def print_batch(
     """Every vessel label of the batch as one PDF (roll or A4 sheets) or one ZPL job, each label
     logged as a print; with a printer, the ZPL also queued as a job for it."""
     context = batches.get(session, batch_id, lock=True)
+    integrity.require_release_intact(session, actor=actor, batch_id=batch_id)
     vessels = _batch_vessels(session, context, live_only=live_only)
     if not vessels:
         raise InvalidState(f"Batch {context.batch.batch_number} has no vessel in use to label.")

@@ -294,6 +294,7 @@ def review(
         raise NotFound(f"No QC result has id {result_id}.")
     context = batches.get(session, found.batch_id, lock=True)
     signer = signatures.authenticate(
+        session,
         settings,
         user=actor,
         password=data.password,

@@ -2,6 +2,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Query
 from fastapi.responses import HTMLResponse, Response
+from pydantic import Field
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
@@ -11,9 +12,11 @@ from app.config import SettingsDep
 from app.pipeline import Router, SessionDep
 from app.release import certificate, service
 from app.release.schemas import (
+    Decision,
     PhysicianAcceptanceCreate,
     PhysicianAcceptancePublic,
     ReleaseCreate,
+    ReleaseGatePublic,
     ReleasePublic,
 )
 from app.types import Id
@@ -34,6 +37,29 @@ def decide(
     """QA releases, conditionally releases or rejects the batch, e-signed (REL-1..4)."""
     decision = service.decide(session, settings, actor=p.user, batch_id=batch_id, data=body)
     return service.decision_public(session, decision)
+
+
+@router.get("/batches/{batch_id}/release-gate", response_model=ReleaseGatePublic)
+def release_gate(
+    batch_id: Id,
+    session: SessionDep,
+    settings: SettingsDep,
+    p: Releaser,
+    decision: Annotated[Decision, Query()] = Decision.RELEASE,
+    pending_tests: Annotated[
+        list[Annotated[str, Field(max_length=40)]] | None, Query(max_length=60)
+    ] = None,
+) -> ReleaseGatePublic:
+    """Every condition of the decision, met or not, as the calling QA person would meet it, by
+    the code the decision itself runs (REL-6)."""
+    return service.checklist(
+        session,
+        settings,
+        actor=p.user,
+        batch_id=batch_id,
+        decision=decision,
+        pending_tests=pending_tests or [],
+    )
 
 
 @router.get("/batches/{batch_id}/releases", response_model=list[ReleasePublic])
@@ -68,12 +94,16 @@ def release_certificate(
     status_code=201,
 )
 def physician_acceptance(
-    batch_id: Id, body: PhysicianAcceptanceCreate, session: SessionDep, p: Physician
+    batch_id: Id,
+    body: PhysicianAcceptanceCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    p: Physician,
 ) -> PhysicianAcceptancePublic:
     """The treating physician's documented acceptance of a conditionally released or
-    out-of-specification batch (EU GMP Part IV §11.5)."""
-    row = service.record_acceptance(session, actor=p.user, batch_id=batch_id, data=body)
-    return service.acceptance_public(row, p.user.username)
+    out-of-specification batch (EU GMP Part IV §11.5), e-signed by the clinician (SIG-6)."""
+    row = service.record_acceptance(session, settings, actor=p.user, batch_id=batch_id, data=body)
+    return service.acceptance_view(session, row)
 
 
 @router.get(

@@ -21,6 +21,7 @@ from app.qc.schemas import QcTestPublic
 from app.release import service as release
 from app.release.gate import reconcile
 from app.release.schemas import Decision, PhysicianAcceptancePublic, ReleasePublic
+from app.signatures.schemas import SignaturePublic
 from app.specifications.defaults import PRODUCT
 from app.specifications.service import number_text
 from app.web import templates
@@ -178,7 +179,10 @@ def _result(test: QcTestPublic) -> str:
 
 def signature_line(decision: ReleasePublic) -> str:
     """The signature manifestation (SIG-2) with the record check (SIG-3)."""
-    s = decision.signature
+    return manifestation(decision.signature)
+
+
+def manifestation(s: SignaturePublic) -> str:
     state = "record unchanged since signing" if s.matches else "RECORD CHANGED SINCE SIGNING"
     return (
         f"Electronically signed by {s.signed_by} ({s.username}, user {s.user_id}) on "
@@ -194,9 +198,10 @@ def acceptance_line(a: PhysicianAcceptancePublic) -> str:
         else ""
     )
     note = f" ({a.note})" if a.note else ""
+    signed = manifestation(a.signature) if a.signature else "Not electronically signed."
     return (
         f"Treating physician {a.physician_name} accepted on {utc(a.accepted_at)}{accepted}"
-        f"{note}; recorded by {a.recorded_by}."
+        f"{note}; recorded by {a.recorded_by}. {signed}"
     )
 
 

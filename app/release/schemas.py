@@ -22,7 +22,9 @@ class ReleaseCreate(BaseModel):
 
     decision: Decision
     password: Password
-    meaning: Meaning | None = None  # default: released for a release, approved for a rejection
+    # The act's own meaning (SIG-6): `released` for a (conditional) release, `rejected` for a
+    # rejection; omitted, it is the act's; any other is refused.
+    meaning: Meaning | None = None
     comment: LongText | None = None
     pending_tests: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=60)] = []
 
@@ -46,9 +48,10 @@ class ReleasePublic(BaseModel):
 class PhysicianAcceptanceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    physician_name: Name
+    physician_name: Name  # recorded as given; the signature names the signing clinician
     accepted_at: Timestamp
     note: LongText | None = None
+    password: Password  # the signing clinician's own, again (SIG-1, SIG-6)
 
 
 class PhysicianAcceptancePublic(BaseModel):
@@ -60,3 +63,20 @@ class PhysicianAcceptancePublic(BaseModel):
     out_of_specification_tests: list[str]
     recorded_by: str
     recorded_at: datetime
+    signature: SignaturePublic | None  # None only for an acceptance recorded before SIG-6
+
+
+class GateCheckPublic(BaseModel):
+    check: str
+    met: bool
+    detail: str
+
+
+class ReleaseGatePublic(BaseModel):
+    """The release gate before anyone signs (REL-6): each condition, met or not."""
+
+    batch_id: int
+    batch_number: str
+    decision: Decision
+    ready: bool
+    checks: list[GateCheckPublic]

@@ -14,6 +14,7 @@ class Meaning(StrEnum):
     REVIEWED = "reviewed"
     APPROVED = "approved"
     RELEASED = "released"
+    REJECTED = "rejected"
 
 
 class SignedRecord(StrEnum):
@@ -23,6 +24,7 @@ class SignedRecord(StrEnum):
     QC_RESULT = "qc_result"
     DEVIATION = "deviation"
     RELEASE = "release"
+    PHYSICIAN_ACCEPTANCE = "physician_acceptance"
 
 
 # A password is checked, never stored or echoed; bounded so hashing cannot be abused.

@@ -42,6 +42,7 @@ def record_hash(content: dict[str, Any]) -> str:
 
 
 def authenticate(
+    session: Session,
     settings: Settings,
     *,
     user: User,
@@ -54,7 +55,8 @@ def authenticate(
     """Re-authenticate `user` with their password (SIG-1), even inside a session.
 
     A wrong password is a 401 whose aftermath audits the attempt and counts it towards the
-    account's lockout (SIG-5), after everything else the request did is rolled back.
+    account's lockout (SIG-5), after everything else the request did is rolled back. Anyone
+    holding `admin` is refused once the password is checked (SEC-2).
     """
     assert user.id is not None
     if user.locked or not user.active:
@@ -74,6 +76,7 @@ def authenticate(
                 },
             ),
         )
+    auth.refuse_admin(session, user, "sign")
     return Signer(user=user, meaning=meaning, comment=comment)
 
 

@@ -136,6 +136,7 @@ def create(
     """A new version, in force for batches registered from now on, e-signed by its author."""
     current = in_force(session, settings)
     signer = signatures.authenticate(
+        session,
         settings,
         user=actor,
         password=data.password,

@@ -29,6 +29,7 @@ from app.errors import (
 )
 from app.identity.codes import parse_vessel_code
 from app.lifecycle import transition
+from app.release import integrity
 from app.storage.models import CustodyEvent, Location
 from app.storage.repository import lock_positions
 from app.storage.schemas import (
@@ -170,6 +171,7 @@ def record_custody(
                 f"Dose {parsed} belongs to a batch that is {status}; only doses of a released "
                 "batch can be dispatched."
             )
+        integrity.require_release_intact(session, actor=principal.user, batch_id=found.batch.id)
     storage_type = None
     if vessel.is_dose and data.event in EVENT_STATUS:
         if data.temperature_c is None:

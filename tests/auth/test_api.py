@@ -424,7 +424,9 @@ def test_sec_admin_sets_roles_which_take_effect_on_open_sessions_aud1_audited(ap
     user_token = _token(api, user)
     _error(api.client.get("/api/v1/audit/verify", headers=_bearer(user_token)), 403, "forbidden")
     response = api.client.put(
-        f"/api/v1/users/{user.id}/roles", json={"roles": ["qa"]}, headers=headers
+        f"/api/v1/users/{user.id}/roles",
+        json={"roles": ["qa"], "reason": "Moved to quality assurance"},
+        headers=headers,
     )
     assert response.status_code == 200, response.text
     assert response.json()["roles"] == ["qa"]
@@ -433,9 +435,13 @@ def test_sec_admin_sets_roles_which_take_effect_on_open_sessions_aud1_audited(ap
     (event,) = _events_for(db, AuditAction.USER_ROLES_SET, user.id)
     assert json.loads(event.old_values or "{}") == {"roles": ["technician"]}
     assert json.loads(event.new_values or "{}") == {"roles": ["qa"]}
-    assert event.actor_id == admin.id
+    assert event.actor_id == admin.id and event.reason == "Moved to quality assurance"
     _error(
-        api.client.put("/api/v1/users/2147483647/roles", json={"roles": ["qa"]}, headers=headers),
+        api.client.put(
+            "/api/v1/users/2147483647/roles",
+            json={"roles": ["qa"], "reason": "No such user"},
+            headers=headers,
+        ),
         404,
         "not_found",
     )
@@ -452,27 +458,27 @@ def test_sec_admin_lists_users_with_their_roles(api):
     assert by_name[tech.username]["active"] is True and by_name[tech.username]["locked"] is False
 
 
-def test_sec_admin_cannot_deactivate_themselves_or_drop_their_own_admin_role(api, db):
+def test_sec2_admin_cannot_deactivate_themselves_nor_change_their_own_roles(api, db):
     admin = _user(api, roles=[Role.ADMIN])
     headers = api.headers_for(admin)
     _error(
         api.client.post(f"/api/v1/users/{admin.id}/deactivate", headers=headers), 409, "conflict"
     )
-    _error(
-        api.client.put(f"/api/v1/users/{admin.id}/roles", json={"roles": ["qa"]}, headers=headers),
-        409,
-        "conflict",
-    )
+    for roles in (["qa"], ["admin", "technician"]):
+        _error(
+            api.client.put(
+                f"/api/v1/users/{admin.id}/roles",
+                json={"roles": roles, "reason": "Covering for a colleague"},
+                headers=headers,
+            ),
+            403,
+            "forbidden",
+        )
     fresh = _fresh(db, admin)
     assert fresh.active
     assert _me(api, _token(api, admin)).json()["roles"] == ["admin"]
     assert _events_for(db, AuditAction.USER_DEACTIVATED, admin.id) == []
     assert _events_for(db, AuditAction.USER_ROLES_SET, admin.id) == []
-    # Keeping the admin role while adding another is allowed.
-    kept = api.client.put(
-        f"/api/v1/users/{admin.id}/roles", json={"roles": ["admin", "qa"]}, headers=headers
-    )
-    assert kept.status_code == 200 and kept.json()["roles"] == ["admin", "qa"]
 
 
 def test_sec_another_admin_can_remove_an_admin_role(api):
@@ -480,7 +486,7 @@ def test_sec_another_admin_can_remove_an_admin_role(api):
     second = _user(api, roles=[Role.ADMIN])
     response = api.client.put(
         f"/api/v1/users/{second.id}/roles",
-        json={"roles": ["technician"]},
+        json={"roles": ["technician"], "reason": "Back to the bench"},
         headers=api.headers_for(first),
     )
     assert response.status_code == 200 and response.json()["roles"] == ["technician"]

@@ -233,7 +233,11 @@ def test_cln1_conditional_release_is_ready_once_the_physician_accepts(api):
     assert row["reason"] == (
         "conditionally released (sterility pending); treating physician acceptance not recorded"
     )
-    body = {"physician_name": "Dr. Ada Okonkwo", "accepted_at": iso(datetime.now(UTC))}
+    body = {
+        "physician_name": "Dr. Ada Okonkwo",
+        "accepted_at": iso(datetime.now(UTC)),
+        "password": PASSWORD,
+    }
     ok(api.post(Role.CLINICIAN, f"/batches/{batch['id']}/physician-acceptance", body), 201)
     row = _board(api)[pid]
     assert (row["ready"], row["reason"]) == (True, None)
@@ -314,7 +318,11 @@ def test_cln1_qc_progress_counts_current_results_of_the_batchs_specification(api
 def test_cln1_a_late_failure_is_shown_as_an_alert_and_holds_the_dose(api):
     batch, (code, _) = api.released("conditional_release", pending=("sterility",))
     pid = batch["patient_id"]
-    body = {"physician_name": "Dr. Ada Okonkwo", "accepted_at": iso(datetime.now(UTC))}
+    body = {
+        "physician_name": "Dr. Ada Okonkwo",
+        "accepted_at": iso(datetime.now(UTC)),
+        "password": PASSWORD,
+    }
     ok(api.post(Role.CLINICIAN, f"/batches/{batch['id']}/physician-acceptance", body), 201)
     _at_clinic(api, code)
     assert _board(api)[pid]["ready"] is True

@@ -28,7 +28,7 @@ from tests.clinic.test_bedside import (
     unknown_code,
     verify,
 )
-from tests.helpers import Api, ago, audit_events, error, iso, make_user, ok
+from tests.helpers import Api, ago, audit_events, error, iso, make_legacy_user, make_user, ok
 from tests.release.support import accept, close_deviations, new_values, status_of
 
 
@@ -237,6 +237,13 @@ def test_sec_the_witness_must_be_a_clinician(api, roles):
     detail = error(infuse(api, check(who, codes[0]), witness), 403, "forbidden")
     assert witness.username in detail and "clinician" in detail
     unchanged(api, batch["id"], before)
+    if Role.ADMIN in roles:
+        # SEC-2: an admin who is also a clinician (an account older than the rule) may not.
+        both = make_legacy_user(api.db, api.settings, roles=[*roles, Role.CLINICIAN])
+        detail = error(infuse(api, check(who, codes[0]), both), 403, "forbidden")
+        assert "admin" in detail
+        unchanged(api, batch["id"], before)
+        return
     # A clinician who also holds another role may witness.
     both = make_user(api.db, api.settings, roles=[*roles, Role.CLINICIAN])
     ok(infuse(api, check(who, codes[0]), both), 201)

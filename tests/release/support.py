@@ -28,6 +28,8 @@ GATE_PROBLEMS = {
     "deviation": "deviation(s) not closed:",
     "vessels": "vessels not accounted for:",
     "no_dose": "no dose to release",
+    "unreviewed": "critical results not reviewed",
+    "unlabelled": "doses without a printed label",
 }
 
 
@@ -103,9 +105,11 @@ def row(api: Api, batch_id: int, test: str) -> dict:
 
 
 def fail(api: Api, batch_id: int, test: str) -> dict:
-    """Enter a failing result for `test` (opening an OOS deviation, holding the batch)."""
+    """Enter a failing result for `test` (opening an OOS deviation, holding the batch), reviewed
+    by a second person as every critical result must be before release (REL-6)."""
     result = ok(api.result(batch_id, test, failing_value(row(api, batch_id, test))), 201)
     assert result["outcome"] == "fail", result
+    ok(api.review(result["id"]))
     return result
 
 
@@ -114,6 +118,7 @@ def accept(api: Api, batch_id: int, name: str = PHYSICIAN) -> dict:
         "physician_name": name,
         "accepted_at": datetime.now(UTC).isoformat(),
         "note": "Patient informed; no alternative",
+        "password": PASSWORD,
     }
     return ok(api.post(Role.CLINICIAN, f"/batches/{batch_id}/physician-acceptance", body), 201)
 
@@ -127,6 +132,7 @@ def oos_ready(api: Api, test: str = "endotoxin") -> tuple[dict, list[str]]:
     close_deviations(api, batch["id"])
     assert status_of(api, batch["id"]) == "quarantine"
     accept(api, batch["id"])
+    api.prepare_release(batch["id"])
     return batch, codes
 
 

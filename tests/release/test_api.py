@@ -239,14 +239,15 @@ def test_rel1_one_dose_discarded_and_one_live_is_releasable(api, tested):
 
 def test_rel1_the_gate_names_every_problem_at_once(api):
     batch, codes = _with_a_frozen_vial(api)[:2]
-    api.pass_qc(batch["id"], skip=("sterility", "endotoxin"))
+    api.pass_qc(batch["id"], skip=("sterility", "endotoxin"), prepare=False)
     fail(api, batch["id"], "endotoxin")
     close_deviations(api, batch["id"])
     ok(api.step(batch["id"], "discard", codes, reason="Bags leaked"), 201)
     number = _unheld_open_deviation(api, batch["id"])
     detail = error(api.decide(batch["id"]), 409, "gate_not_met")
-    assert gate_problems(detail) == set(GATE_PROBLEMS)
-    for named in ("endotoxin", "sterility", number, "frozen"):
+    # Every dose discarded: none is left unlabelled (REL-6 labels the doses in use).
+    assert gate_problems(detail) == set(GATE_PROBLEMS) - {"unlabelled"}
+    for named in ("endotoxin", "sterility", number, "frozen", "viability"):
         assert named in detail
 
 
@@ -456,7 +457,7 @@ def test_rel3_a_rejection_from_quarantine_is_final(api):
     before = counts(api, batch["id"])
     body = ok(api.decide(batch["id"], "reject", comment="Growth stalled"))
     assert body["decision"] == "reject" and body["status"] == "rejected"
-    assert body["signature"]["meaning"] == "approved"
+    assert body["signature"]["meaning"] == "rejected"  # SIG-6: the meaning of the act
     assert status_of(api, batch["id"]) == "rejected"
     after = counts(api, batch["id"])
     assert after["decisions"] == before["decisions"] + 1
@@ -564,7 +565,7 @@ def test_rel4_the_password_is_checked_before_four_eyes(api, tested):
 def test_rel4_a_qa_user_who_only_reviewed_or_closed_deviations_may_release(api):
     """Reviewing results and closing deviations is QA's work, not the batch's manufacture."""
     batch, _ = api.formulated()
-    api.pass_qc(batch["id"])
+    api.pass_qc(batch["id"], prepare=False)
     signer, headers = qa_user(api)
     viability = row(api, batch["id"], "viability")
     review = {"password": PASSWORD, "comment": "checked"}
@@ -573,6 +574,7 @@ def test_rel4_a_qa_user_who_only_reviewed_or_closed_deviations_may_release(api):
             f"/api/v1/qc-results/{viability['result_id']}/review", headers=headers, json=review
         )
     )
+    api.prepare_release(batch["id"])
     assert ok(decide_as(api, headers, batch["id"]))["signature"]["user_id"] == signer.id
 
 
@@ -599,10 +601,32 @@ def test_sig2_the_release_signature_shows_printed_name_user_time_and_meaning(api
     assert listed["signature"] == signature
 
 
-def test_sig2_a_release_may_be_signed_with_another_meaning(api, tested):
+def test_sig6_a_decision_is_signed_only_with_the_meaning_of_its_act(api, tested):
+    """Finding 6: a release signed `reviewed` was accepted. A release is `released`, a
+    rejection `rejected`; another meaning is refused, naming the right one, and signs nothing."""
     batch, _ = tested
-    body = ok(api.decide(batch["id"], meaning="approved"))
-    assert body["signature"]["meaning"] == "approved" and body["status"] == "released"
+    before = counts(api, batch["id"])
+    for decision, meaning, right in (
+        ("release", "reviewed", "released"),
+        ("release", "approved", "released"),
+        ("release", "rejected", "released"),
+        ("reject", "released", "rejected"),
+        ("reject", "approved", "rejected"),
+    ):
+        detail = error(api.decide(batch["id"], decision, meaning=meaning), 422, "invalid_request")
+        assert repr(right) in detail and repr(meaning) in detail
+    assert counts(api, batch["id"]) == before
+    body = ok(api.decide(batch["id"], meaning="released"))
+    assert body["signature"]["meaning"] == "released" and body["status"] == "released"
+
+
+def test_sig6_an_omitted_meaning_is_the_acts_own(api):
+    batch, _ = api.formulated()
+    body = ok(api.decide(batch["id"], "reject"))
+    assert body["signature"]["meaning"] == "rejected"
+    released, _ = api.formulated()
+    api.pass_qc(released["id"])
+    assert ok(api.decide(released["id"]))["signature"]["meaning"] == "released"
 
 
 def _releases(api, batch_id) -> list[dict]:
@@ -676,17 +700,27 @@ def test_rel_oos_a_failing_result_blocks_release_without_the_physicians_acceptan
     assert gate_problems(detail) == {"failed"} and "identity" in detail
 
 
-def test_rel_oos_an_acceptance_recorded_before_the_failure_does_not_count(api):
+def test_sig6_an_acceptance_with_nothing_to_accept_is_refused_so_none_counts_later(api):
+    """Finding 6: an acceptance recorded before there was anything to accept counted later.
+    It is now refused (409, nothing written), and the failure later needs its own."""
     batch, _ = api.formulated()
     api.pass_qc(batch["id"], skip=("endotoxin",))
-    early = accept(api, batch["id"])
-    assert early["out_of_specification_tests"] == []
+    before = counts(api, batch["id"])
+    body = {
+        "physician_name": PHYSICIAN,
+        "accepted_at": datetime.now(UTC).isoformat(),
+        "note": "Early",
+        "password": PASSWORD,
+    }
+    path = f"/batches/{batch['id']}/physician-acceptance"
+    detail = error(api.post(Role.CLINICIAN, path, body), 409, "nothing_to_accept")
+    assert "nothing" in detail
+    assert counts(api, batch["id"]) == before and ok(api.get(Role.QA, path)) == []
     fail(api, batch["id"], "endotoxin")
     close_deviations(api, batch["id"])
-    before = counts(api, batch["id"])
+    api.prepare_release(batch["id"])
     detail = error(api.decide(batch["id"]), 409, "gate_not_met")
     assert gate_problems(detail) == {"failed"} and "endotoxin" in detail
-    assert counts(api, batch["id"]) == before
 
 
 def test_rel_oos_an_acceptance_covers_only_the_failures_it_was_recorded_after(api):
@@ -696,6 +730,7 @@ def test_rel_oos_an_acceptance_covers_only_the_failures_it_was_recorded_after(ap
     bad = {"corrects": identity["result_id"], "reason": "Recount", "value": identity["min"] / 2}
     ok(api.result(batch["id"], "identity", **bad), 201)
     close_deviations(api, batch["id"])
+    api.prepare_release(batch["id"])
     detail = error(api.decide(batch["id"]), 409, "gate_not_met")
     assert gate_problems(detail) == {"failed"} and "identity" in detail
     accept(api, batch["id"])  # now accepting both
@@ -735,7 +770,13 @@ def test_rel_oos_a_conditional_release_of_an_oos_batch_stays_refused(api):
 
 def test_rel_oos_physician_acceptance_is_a_clinicians_record(api):
     batch, _ = api.formulated()
-    body = {"physician_name": PHYSICIAN, "accepted_at": datetime.now(UTC).isoformat()}
+    api.pass_qc(batch["id"], skip=("endotoxin",))
+    fail(api, batch["id"], "endotoxin")
+    body = {
+        "physician_name": PHYSICIAN,
+        "accepted_at": datetime.now(UTC).isoformat(),
+        "password": PASSWORD,
+    }
     path = f"/batches/{batch['id']}/physician-acceptance"
     for role in (Role.TECHNICIAN, Role.QA, Role.ADMIN):
         error(api.post(role, path, body), 403, "forbidden")
@@ -745,7 +786,7 @@ def test_rel_oos_physician_acceptance_is_a_clinicians_record(api):
     error(api.post(Role.CLINICIAN, "/batches/987654/physician-acceptance", body), 404, "not_found")
     assert ok(api.get(Role.QA, path)) == []
     recorded = ok(api.post(Role.CLINICIAN, path, body), 201)
-    assert recorded["out_of_specification_tests"] == []
+    assert recorded["out_of_specification_tests"] == ["endotoxin"]
     (event,) = [
         e for e in audit_events(api.db, "batch.physician_acceptance") if e.entity_id == batch["id"]
     ]

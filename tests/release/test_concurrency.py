@@ -24,7 +24,14 @@ from app.release.schemas import ReleaseCreate
 from app.signatures.models import Signature
 from app.steps import service as steps
 from app.steps.schemas import OutputSpec, StepCreate
-from tests.helpers import PASSWORD, committed_biopsy, error, make_user, passing_value
+from tests.helpers import (
+    PASSWORD,
+    committed_biopsy,
+    error,
+    make_user,
+    passing_value,
+    prepare_release_in,
+)
 from tests.races import Contender, batch_moves, committed_api, wait_for_lock_waiters
 
 
@@ -52,6 +59,7 @@ def _tested_batch_in_quarantine(factory, settings) -> int:
         for row in qc.qc_public(session, settings, batch_id).tests:
             data = QcResultCreate(test=row.test, value=passing_value(row.model_dump()))
             qc.enter(session, settings, actor=tech, batch_id=batch_id, data=data)
+        prepare_release_in(session, settings, batch_id)
     return batch_id
 
 

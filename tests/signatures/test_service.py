@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import object_session
 from sqlmodel import Session
 
 from app.audit import service as audit
@@ -34,7 +35,10 @@ CONTENT = {
 
 
 def _authenticate(settings, user: User, password: str = PASSWORD, **extra):
+    session = object_session(user)
+    assert isinstance(session, Session)
     return signatures.authenticate(
+        session,
         settings,
         user=user,
         password=password,
