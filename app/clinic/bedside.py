@@ -29,6 +29,7 @@ from app.identity.codes import normalize, parse_vessel_code
 from app.patients.models import Patient
 from app.release import service as release
 from app.release.service import ReleaseState
+from app.storage import service as storage
 from app.storage.models import CustodyEvent
 from app.storage.schemas import CustodyKind
 from app.vessels.repository import VesselIdentity, identity_by_code
@@ -48,6 +49,7 @@ class Verified:
     found: VesselIdentity
     release: ReleaseState
     at: datetime
+    received: CustodyEvent  # the receipt at the clinic the dose's custody ends with
 
 
 def _same_mrn(session: Session, wristband: str, patient: Patient) -> bool:
@@ -71,15 +73,6 @@ def _same_mrn(session: Session, wristband: str, patient: Patient) -> bool:
     return namesake is None
 
 
-def latest_custody(session: Session, vessel_id: int) -> CustodyEvent | None:
-    return session.execute(
-        select(CustodyEvent)
-        .where(CustodyEvent.vessel_id == vessel_id)
-        .order_by(col(CustodyEvent.occurred_at).desc(), col(CustodyEvent.id).desc())
-        .limit(1)
-    ).scalar_one_or_none()
-
-
 def _checked(session: Session, data: BedsideCheck, found: VesselIdentity) -> Verified:
     vessel, patient, batch = found.vessel, found.patient, found.batch
     if not vessel.is_dose or batch is None:
@@ -100,7 +93,8 @@ def _checked(session: Session, data: BedsideCheck, found: VesselIdentity) -> Ver
         )
     if vessel.status == VesselStatus.INFUSED:
         raise AlreadyInfused(f"Dose {vessel.code} has already been infused.")
-    last = latest_custody(session, vessel.id or 0)
+    # At the clinic by the recorded order of custody events, never by a client's clock (AUD-6).
+    last = storage.latest_event(session, vessel.id or 0)
     if last is None or last.event != CustodyKind.RECEIVED or vessel.status != VesselStatus.RECEIVED:
         raise NotAtClinic(
             f"Dose {vessel.code} has not been received at the clinic; scan it in on arrival first."
@@ -109,7 +103,7 @@ def _checked(session: Session, data: BedsideCheck, found: VesselIdentity) -> Ver
     assert vessel.expires_at is not None
     if vessel.expires_at <= now:
         raise Expired(f"Dose {vessel.code} expired at {vessel.expires_at:%Y-%m-%d %H:%M} UTC.")
-    return Verified(found=found, release=state, at=now)
+    return Verified(found=found, release=state, at=now, received=last)
 
 
 def verify(

@@ -96,7 +96,7 @@ def infuse(
 ) -> Response:
     """POST /infusions with the bedside check `body`, witnessed by `witness`."""
     record = body | {
-        "administered_at": ago(minutes=5),
+        "administered_at": ago(seconds=0),  # AUD-6: not before the receipt, just now
         "witness_username": witness.username,
         "witness_password": password,
     }
