@@ -164,7 +164,7 @@ class Api:
     def receive(self, biopsy: dict[str, Any], **overrides: Any) -> Response:
         body = {
             "scanned_code": biopsy["tube_code"],
-            "received_at": ago(seconds=30),
+            "received_at": ago(seconds=0),
             "temperature_c": 4.5,
             "accepted": True,
         } | overrides

@@ -36,6 +36,6 @@ class CustodyEvent(SQLModel, table=True):
     # When it happened (the client may say), and when the server recorded it (AUD-6): events
     # are ordered by recording (their id), never by a client's clock. Empty before revision 0008.
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    recorded_at: datetime | None = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    recorded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     late_reason: str | None = Field(default=None, sa_type=Text)
     recorded_by: int = Field(foreign_key="app_user.id")
