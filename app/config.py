@@ -1,5 +1,6 @@
 """Typed settings from HOMEWARD_* environment variables (documented in deploy/env.example)."""
 
+from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,6 +55,9 @@ class Settings(BaseSettings):
     # Days a patient whose batch ended (completed, rejected, destroyed) stays on the readiness
     # board, so the clinic sees the outcome (ADR 0013).
     board_ended_days: int = Field(default=14, ge=0, le=365)
+    # How far a client's time may lie from the server's and still be contemporaneous (AUD-6):
+    # an older time is a late entry and needs a reason; a later one is refused (ADR 0015).
+    late_entry_skew_s: int = Field(default=7200, ge=0, le=86_400)
     # Acceptable dose temperatures in transport and at receipt (CLN-3), per storage type.
     fresh_dose_min_c: float = 2.0
     fresh_dose_max_c: float = 8.0
@@ -107,6 +111,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def late_entry_skew(self) -> timedelta:
+        return timedelta(seconds=self.late_entry_skew_s)
 
     @property
     def pool_size(self) -> int:

@@ -221,11 +221,12 @@ def _patient_at_stage(
         return
     biopsies.receive(
         session,
+        settings,
         actor=tech,
         biopsy_id=biopsy.id or 0,
         data=BiopsyReceipt(
             scanned_code=tube.code,
-            received_at=now - timedelta(hours=2),
+            received_at=now,
             temperature_c=4.0,
             accepted=True,
         ),

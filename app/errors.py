@@ -146,6 +146,18 @@ class Expired(HomewardError):
     code, status = "expired", 409
 
 
+class OutOfOrder(HomewardError):
+    """A dated record earlier than what it follows (AUD-6)."""
+
+    code, status = "out_of_order", 409
+
+
+class LateEntryReasonRequired(HomewardError):
+    """A time older than the late-entry skew sent without a reason (AUD-6, Annex 11 §9)."""
+
+    code, status = "late_entry_reason_required", 422
+
+
 class IdentityMismatch(HomewardError):
     code, status = "identity_mismatch", 409
 

@@ -5,8 +5,8 @@ and dropped after), or on a fresh SQLite file. The schema is built with alembic,
 
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -133,3 +133,19 @@ def client(settings: Settings, session_factory: SessionFactory) -> Iterator[Test
 @pytest.fixture
 def api(client: TestClient, db: Session, settings: Settings) -> Api:
     return Api(client, db, settings)
+
+
+@pytest.fixture
+def api_with_skew(
+    db: Session, settings: Settings, session_factory: SessionFactory
+) -> Iterator[Callable[[int], Api]]:
+    """An API driver on an app whose late-entry skew (AUD-6) is the given number of seconds, so
+    a test makes a late entry by waiting a moment instead of back-dating rows."""
+    with ExitStack() as stack:
+
+        def make(seconds: int) -> Api:
+            changed = settings.model_copy(update={"late_entry_skew_s": seconds})
+            client = stack.enter_context(TestClient(create_app(changed, session_factory)))
+            return Api(client, db, changed)
+
+        yield make

@@ -207,7 +207,7 @@ class Api:
     def receive(self, biopsy: dict[str, Any], **overrides: Any) -> Response:
         body = {
             "scanned_code": biopsy["tube_code"],
-            "received_at": ago(hours=1),
+            "received_at": ago(seconds=0),
             "temperature_c": 4.5,
             "accepted": True,
         } | overrides
@@ -416,12 +416,12 @@ def committed_biopsy(factory: SessionFactory, settings: Settings, *, received: b
         )
         receipt = BiopsyReceipt(
             scanned_code=tube.code,
-            received_at=now - timedelta(hours=1),
+            received_at=now,
             temperature_c=4,
             accepted=True,
         )
         if received:
-            biopsies.receive(session, actor=tech, biopsy_id=biopsy.id, data=receipt)
+            biopsies.receive(session, settings, actor=tech, biopsy_id=biopsy.id, data=receipt)
         return tech, biopsy.id, receipt
 
 

@@ -35,10 +35,14 @@ def get_biopsy(biopsy_id: Id, session: SessionDep, _: Reader) -> BiopsyPublic:
 
 @router.post("/biopsies/{biopsy_id}/receipt", response_model=BiopsyPublic)
 def receive_biopsy(
-    biopsy_id: Id, body: BiopsyReceipt, session: SessionDep, principal: Receiver
+    biopsy_id: Id,
+    body: BiopsyReceipt,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Receiver,
 ) -> BiopsyPublic:
     return service.public(
-        *service.receive(session, actor=principal.user, biopsy_id=biopsy_id, data=body)
+        *service.receive(session, settings, actor=principal.user, biopsy_id=biopsy_id, data=body)
     )
 
 

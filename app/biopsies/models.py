@@ -25,6 +25,9 @@ class Biopsy(SQLModel, table=True):
     receipt_temperature_c: float | None = None
     accepted: bool | None = None
     receipt_note: str | None = Field(default=None, sa_type=Text)
+    # When the server recorded the receipt, and why it was entered late (AUD-6).
+    receipt_recorded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    receipt_late_reason: str | None = Field(default=None, sa_type=Text)
     voided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     voided_by: int | None = Field(default=None, foreign_key="app_user.id")
     void_reason: str | None = Field(default=None, sa_type=Text)

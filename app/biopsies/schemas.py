@@ -33,6 +33,8 @@ class BiopsyReceipt(BaseModel):
     temperature_c: Annotated[FiniteFloat, Field(ge=-200, le=60)]
     accepted: bool
     note: LongText | None = None
+    # Needed when received_at is older than the late-entry skew (AUD-6).
+    late_reason: LongText | None = None
 
 
 class BiopsyPublic(BaseModel):
@@ -48,3 +50,6 @@ class BiopsyPublic(BaseModel):
     received_at: datetime | None
     receipt_temperature_c: float | None
     accepted: bool | None
+    receipt_recorded_at: datetime | None = None
+    receipt_late: bool = False
+    receipt_late_reason: str | None = None

@@ -5,7 +5,7 @@ from functools import partial
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from app import voiding
+from app import chronology, voiding
 from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
 from app.auth.models import User
@@ -49,6 +49,9 @@ def public(biopsy: Biopsy, tube: Vessel) -> BiopsyPublic:
         received_at=biopsy.received_at,
         receipt_temperature_c=biopsy.receipt_temperature_c,
         accepted=biopsy.accepted,
+        receipt_recorded_at=biopsy.receipt_recorded_at,
+        receipt_late=biopsy.receipt_late_reason is not None,
+        receipt_late_reason=biopsy.receipt_late_reason,
     )
 
 
@@ -119,7 +122,7 @@ def register(
 
 
 def receive(
-    session: Session, *, actor: User, biopsy_id: int, data: BiopsyReceipt
+    session: Session, settings: Settings, *, actor: User, biopsy_id: int, data: BiopsyReceipt
 ) -> tuple[Biopsy, Vessel]:
     """Record receipt at the lab; the scanned tube must be this biopsy's (else 409, audited)."""
     biopsy, patient, tube = get(session, biopsy_id, lock=True)
@@ -142,11 +145,17 @@ def receive(
         raise InvalidState(
             f"Biopsy {biopsy.din} is {status_of(biopsy).value}; it cannot be received."
         )
-    if data.received_at < biopsy.collected_at:
-        raise InvalidRequest("The receipt time is before the collection time.")
-    if in_future(data.received_at):
-        raise InvalidRequest("The receipt time is in the future.")
-    biopsy.received_at = data.received_at
+    dated = chronology.check(
+        "receipt",
+        data.received_at,
+        not_before=[(f"the collection of biopsy {biopsy.din}", biopsy.collected_at)],
+        now=utcnow(),
+        skew=settings.late_entry_skew,
+        late_reason=data.late_reason,
+    )
+    biopsy.received_at = dated.occurred_at
+    biopsy.receipt_recorded_at = dated.recorded_at
+    biopsy.receipt_late_reason = dated.late_reason
     biopsy.received_by = actor.id
     biopsy.receipt_temperature_c = data.temperature_c
     biopsy.accepted = data.accepted
@@ -163,7 +172,13 @@ def receive(
         entity_id=biopsy.id,
         coi=patient.coi,
         old={"status": BiopsyStatus.COLLECTED},
-        new=data.model_dump(exclude={"scanned_code"}) | {"status": status_of(biopsy)},
+        new=data.model_dump(exclude={"scanned_code", "late_reason"})
+        | {
+            "status": status_of(biopsy),
+            "recorded_at": dated.recorded_at,
+            "late": dated.late,
+            "late_reason": dated.late_reason,
+        },
     )
     if not data.accepted:
         transition(

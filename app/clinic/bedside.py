@@ -33,6 +33,7 @@ from app.patients.models import Patient
 from app.release import integrity
 from app.release import service as release
 from app.release.service import ReleaseState
+from app.storage import service as storage
 from app.storage.models import CustodyEvent
 from app.storage.schemas import CustodyKind
 from app.vessels.repository import VesselIdentity, identity_by_code
@@ -52,6 +53,7 @@ class Verified:
     found: VesselIdentity
     release: ReleaseState
     at: datetime
+    received: CustodyEvent  # the receipt at the clinic the dose's custody ends with
 
 
 def _same_mrn(session: Session, wristband: str, patient: Patient) -> bool:
@@ -70,15 +72,6 @@ def _live_with_key(session: Session, key: str, *, besides: int | None = None) ->
     if besides is not None:
         query = query.where(col(Patient.id) != besides)
     return session.execute(query.order_by(col(Patient.id)).limit(1)).scalar_one_or_none()
-
-
-def latest_custody(session: Session, vessel_id: int) -> CustodyEvent | None:
-    return session.execute(
-        select(CustodyEvent)
-        .where(CustodyEvent.vessel_id == vessel_id)
-        .order_by(col(CustodyEvent.occurred_at).desc(), col(CustodyEvent.id).desc())
-        .limit(1)
-    ).scalar_one_or_none()
 
 
 def _checked(session: Session, actor: User, data: BedsideCheck, found: VesselIdentity) -> Verified:
@@ -102,7 +95,8 @@ def _checked(session: Session, actor: User, data: BedsideCheck, found: VesselIde
     integrity.require_release_intact(session, actor=actor, batch_id=batch.id)
     if vessel.status == VesselStatus.INFUSED:
         raise AlreadyInfused(f"Dose {vessel.code} has already been infused.")
-    last = latest_custody(session, vessel.id or 0)
+    # At the clinic by the recorded order of custody events, never by a client's clock (AUD-6).
+    last = storage.latest_event(session, vessel.id or 0)
     if last is None or last.event != CustodyKind.RECEIVED or vessel.status != VesselStatus.RECEIVED:
         raise NotAtClinic(
             f"Dose {vessel.code} has not been received at the clinic; scan it in on arrival first."
@@ -111,7 +105,7 @@ def _checked(session: Session, actor: User, data: BedsideCheck, found: VesselIde
     assert vessel.expires_at is not None
     if vessel.expires_at <= now:
         raise Expired(f"Dose {vessel.code} expired at {vessel.expires_at:%Y-%m-%d %H:%M} UTC.")
-    return Verified(found=found, release=state, at=now)
+    return Verified(found=found, release=state, at=now, received=last)
 
 
 def verify(

@@ -164,7 +164,7 @@ def _doses(
         select(CustodyEvent.vessel_id, CustodyEvent.event)
         .join(Vessel, col(Vessel.id) == CustodyEvent.vessel_id)
         .where(col(Vessel.batch_id).in_(batch_ids), col(Vessel.is_dose).is_(True))
-        .order_by(col(CustodyEvent.occurred_at), col(CustodyEvent.id))
+        .order_by(col(CustodyEvent.id))  # the recorded order, never a client's clock (AUD-6)
     ):
         last_event[vessel_id] = event
     now = utcnow()

@@ -26,6 +26,7 @@ class Infusion(SQLModel, table=True):
     observations: str | None = Field(default=None, sa_type=Text)
     adverse_reactions: str | None = Field(default=None, sa_type=Text)
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    late_reason: str | None = Field(default=None, sa_type=Text)  # AUD-6: entered late, why
 
 
 class PlannedInfusion(SQLModel, table=True):

@@ -28,6 +28,8 @@ class InfusionCreate(BedsideCheck):
     by entering their own password."""
 
     administered_at: Timestamp
+    # Needed when administered_at is older than the late-entry skew (AUD-6).
+    late_reason: LongText | None = None
     witness_username: Username
     witness_password: Password
     volume_ml: Annotated[FiniteFloat, Field(gt=0, le=5000)] | None = None
@@ -61,6 +63,8 @@ class InfusionPublic(BaseModel):
     adverse_reactions: str | None
     recorded_at: datetime
     batch_status: str
+    late: bool = False
+    late_reason: str | None = None
 
 
 class PlanCreate(BaseModel):

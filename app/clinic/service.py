@@ -7,6 +7,7 @@ from functools import partial
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from app import chronology
 from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
 from app.auth import security
@@ -25,7 +26,6 @@ from app.clinic.schemas import (
     PlannedInfusionPublic,
     Reschedule,
 )
-from app.clock import in_future
 from app.config import Settings
 from app.db import add_unique
 from app.errors import (
@@ -33,7 +33,6 @@ from app.errors import (
     Conflict,
     Forbidden,
     InvalidCredentials,
-    InvalidRequest,
     InvalidState,
     NotFound,
 )
@@ -133,11 +132,25 @@ def infuse(session: Session, settings: Settings, *, actor: User, data: InfusionC
     auth.refuse_admin(session, actor, "infuse")
     checked = bedside.verify(session, actor=actor, data=data, purpose="infusion", lock=True)
     witness = _witness(session, settings, actor=actor, data=data)
-    if in_future(data.administered_at):
-        raise InvalidRequest("The administration time is in the future.")
     found = checked.found
     dose, batch, patient = found.vessel, found.batch, found.patient
     assert batch is not None
+    # Read under the dose's and batch's locks (bedside.verify(lock=True)), so nothing recorded
+    # meanwhile can follow the infusion it precedes.
+    dated = chronology.check(
+        "infusion",
+        data.administered_at,
+        not_before=[
+            (f"dose {dose.code}'s receipt at the clinic", checked.received.occurred_at),
+            (
+                f"batch {batch.batch_number}'s release",
+                chronology.released_at(session, batch.id or 0),
+            ),
+        ],
+        now=checked.at,
+        skew=settings.late_entry_skew,
+        late_reason=data.late_reason,
+    )
     infusion = Infusion(
         dose_id=dose.id or 0,
         batch_id=batch.id or 0,
@@ -148,6 +161,8 @@ def infuse(session: Session, settings: Settings, *, actor: User, data: InfusionC
         volume_ml=data.volume_ml,
         observations=data.observations,
         adverse_reactions=data.adverse_reactions,
+        recorded_at=dated.recorded_at,
+        late_reason=dated.late_reason,
     )
     add_unique(session, infusion, AlreadyInfused(f"Dose {dose.code} has already been infused."))
     transition(
@@ -171,6 +186,8 @@ def infuse(session: Session, settings: Settings, *, actor: User, data: InfusionC
             "dose_code": dose.code,
             "batch_id": batch.id,
             "administered_at": data.administered_at,
+            "late": dated.late,
+            "late_reason": dated.late_reason,
             "witness": witness.username,
             "wristband_mrn": data.wristband_mrn,
             "birth_date": data.birth_date,
@@ -201,6 +218,8 @@ def infusion_public(session: Session, infusion: Infusion) -> InfusionPublic:
         adverse_reactions=infusion.adverse_reactions,
         recorded_at=infusion.recorded_at,
         batch_status=context.batch.status,
+        late=infusion.late_reason is not None,
+        late_reason=infusion.late_reason,
     )
 
 

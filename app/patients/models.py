@@ -14,7 +14,7 @@ class Patient(SQLModel, table=True):
     __table_args__ = (
         # One live registration per MRN, whatever its case (`ab12` and `AB12` are one patient);
         # a voided registration frees it to be redone. Twins registered before this rule
-        # (migration 0008) are marked `mrn_twin_of` and kept out of the index: never merged or
+        # (migration 0009) are marked `mrn_twin_of` and kept out of the index: never merged or
         # edited (COI-1), they wait for QA to void the wrong one.
         Index(
             "uq_patient_mrn_key_live",

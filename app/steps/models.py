@@ -18,6 +18,7 @@ class Step(SQLModel, table=True):
     performed_at: datetime = Field(sa_type=UTCDateTime)
     performed_by: int = Field(foreign_key="app_user.id")
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    late_reason: str | None = Field(default=None, sa_type=Text)  # AUD-6: entered late, why
     # Canonical JSON of the measurements (and derived figures such as population doublings).
     measurements: str = Field(default="{}", sa_type=Text)
     reason: str | None = Field(default=None, sa_type=Text)

@@ -54,6 +54,8 @@ class StepCreate(BaseModel):
     equipment: Annotated[list[EquipmentUse | Id], Field(max_length=50)] = []
     measurements: Annotated[dict[MeasurementKey, MeasurementValue], Field(max_length=40)] = {}
     performed_at: Timestamp | None = None
+    # Needed when performed_at is older than the late-entry skew (AUD-6).
+    late_reason: LongText | None = None
     reason: LongText | None = None
     note: LongText | None = None
 
@@ -81,6 +83,8 @@ class StepPublic(BaseModel):
     performed_at: datetime
     performed_by: str
     recorded_at: datetime
+    late: bool = False
+    late_reason: str | None = None
     measurements: dict[str, Any]
     reason: str | None
     note: str | None

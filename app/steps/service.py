@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from app import chronology
 from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
 from app.audit.chain import canonical_json
@@ -17,7 +18,7 @@ from app.batches import service as batches
 from app.batches.service import BatchContext
 from app.batches.states import BATCH_LIFECYCLE, BatchStatus
 from app.biopsies.models import Biopsy
-from app.clock import in_future, utcnow
+from app.clock import utcnow
 from app.config import Settings
 from app.errors import IdentityMismatch, InvalidRequest, InvalidState, NotFound
 from app.identity.codes import parse_vessel_code
@@ -165,10 +166,19 @@ def record(
             f"when the batch is {allowed}."
         )
     _check_inputs(rule, inputs, data.kind)
-    now = utcnow()
-    performed_at = data.performed_at or now
-    if in_future(performed_at):
-        raise InvalidRequest("The step's time is in the future.")
+    # The inputs and the batch are locked: their times cannot change before this step is in.
+    dated = chronology.check(
+        f"{data.kind.value} step",
+        data.performed_at,
+        not_before=[
+            (f"batch {context.batch.batch_number}'s registration", context.batch.created_at),
+            *chronology.vessel_origins(session, inputs).values(),
+        ],
+        now=utcnow(),
+        skew=settings.late_entry_skew,
+        late_reason=data.late_reason,
+    )
+    performed_at = dated.occurred_at
     lot_uses = [m if isinstance(m, MaterialUse) else MaterialUse(lot_id=m) for m in data.materials]
     materials.usable_lots(session, [use.lot_id for use in lot_uses], at=performed_at)
     equipment = materials.usable_equipment(
@@ -192,6 +202,8 @@ def record(
         kind=data.kind.value,
         performed_at=performed_at,
         performed_by=actor.id or 0,
+        recorded_at=dated.recorded_at,
+        late_reason=dated.late_reason,
         measurements=canonical_json(measurements) or "{}",
         reason=data.reason,
         note=data.note,
@@ -248,6 +260,8 @@ def record(
             "batch_id": context.batch.id,
             "kind": data.kind.value,
             "performed_at": performed_at,
+            "late": dated.late,
+            "late_reason": dated.late_reason,
             "inputs": codes,
             "outputs": [v.code for v in outputs],
             "materials": [{"lot_id": u.lot_id, "quantity": u.quantity} for u in lot_uses],

@@ -1,5 +1,6 @@
 from datetime import datetime
 
+from sqlalchemy import Text
 from sqlmodel import Field, SQLModel
 
 from app.clock import utcnow
@@ -32,5 +33,9 @@ class CustodyEvent(SQLModel, table=True):
     temperature_c: float | None = None
     # For doses: "fresh" or "cryopreserved", which sets the acceptable temperature (CLN-3).
     storage_type: str | None = Field(default=None, max_length=16)
+    # When it happened (the client may say), and when the server recorded it (AUD-6): events
+    # are ordered by recording (their id), never by a client's clock. Empty before revision 0008.
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    recorded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    late_reason: str | None = Field(default=None, sa_type=Text)
     recorded_by: int = Field(foreign_key="app_user.id")

@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.materials.schemas import CatalogueCode
-from app.types import FiniteFloat, Id, Name, ShortText, Timestamp
+from app.types import FiniteFloat, Id, LongText, Name, ShortText, Timestamp
 
 
 class LocationKind(StrEnum):
@@ -46,6 +46,8 @@ class CustodyCreate(BaseModel):
     location: ShortText
     temperature_c: Annotated[FiniteFloat, Field(ge=-273, le=100)] | None = None
     occurred_at: Timestamp | None = None
+    # Needed when occurred_at is older than the late-entry skew (AUD-6).
+    late_reason: LongText | None = None
 
 
 class CustodyPublic(BaseModel):
@@ -57,3 +59,6 @@ class CustodyPublic(BaseModel):
     temperature_c: float | None
     occurred_at: datetime
     recorded_by: str
+    recorded_at: datetime | None = None  # the server's time (None: recorded before it was kept)
+    late: bool = False
+    late_reason: str | None = None

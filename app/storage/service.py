@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from app import chronology
 from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
 from app.auth.models import User
@@ -14,7 +15,7 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
 from app.batches.states import BatchStatus
-from app.clock import in_future, utcnow
+from app.clock import utcnow
 from app.config import Settings
 from app.db import add_unique
 from app.deviations import service as deviations
@@ -158,10 +159,14 @@ def record_custody(
     vessel = found.vessel
     if vessel.status in NO_LONGER_IN_USE:
         raise InvalidState(f"Vessel {parsed} is {vessel.status}; it no longer moves.")
-    now = utcnow()
-    occurred_at = data.occurred_at or now
-    if in_future(occurred_at):
-        raise InvalidRequest("The custody time is in the future.")
+    dated = chronology.check(
+        "custody event",
+        data.occurred_at,
+        not_before=_precedents(session, found, data.event),
+        now=utcnow(),
+        skew=settings.late_entry_skew,
+        late_reason=data.late_reason,
+    )
     if data.event is CustodyKind.DISPATCHED:
         if not vessel.is_dose:
             raise InvalidRequest(f"Vessel {parsed} is not a dose; only doses are dispatched.")
@@ -196,7 +201,9 @@ def record_custody(
         to_location=data.location,
         temperature_c=data.temperature_c,
         storage_type=storage_type,
-        occurred_at=occurred_at,
+        occurred_at=dated.occurred_at,
+        recorded_at=dated.recorded_at,
+        late_reason=dated.late_reason,
         recorded_by=principal.user.id or 0,
     )
     session.add(event)
@@ -209,7 +216,14 @@ def record_custody(
         entity_id=vessel.id,
         coi=found.patient.coi,
         old={"location": from_location},
-        new=data.model_dump() | {"occurred_at": occurred_at, "storage_type": storage_type},
+        new=data.model_dump()
+        | {
+            "occurred_at": dated.occurred_at,
+            "recorded_at": dated.recorded_at,
+            "late": dated.late,
+            "late_reason": dated.late_reason,
+            "storage_type": storage_type,
+        },
     )
     batch = found.batch
     if data.event is CustodyKind.DISPATCHED and batch is not None and batch.status in FIRST_ISSUE:
@@ -217,6 +231,36 @@ def record_custody(
     if storage_type is not None and batch is not None:
         _check_temperature(session, settings, principal.user, found, event)
     return event
+
+
+def latest_event(session: Session, vessel_id: int) -> CustodyEvent | None:
+    """The vessel's last custody event as recorded (AUD-6: by the server's order, never by a
+    client's `occurred_at`): where it is and in whose hands now."""
+    return session.execute(
+        select(CustodyEvent)
+        .where(CustodyEvent.vessel_id == vessel_id)
+        .order_by(col(CustodyEvent.id).desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _precedents(
+    session: Session, found: VesselIdentity, event: CustodyKind
+) -> list[chronology.Precedent]:
+    """What a custody event of the (locked) vessel follows (AUD-6): its previous custody event,
+    its creation, and for a dispatch the batch's release."""
+    vessel = found.vessel
+    previous = latest_event(session, vessel.id or 0)
+    follows = [chronology.vessel_origins(session, [vessel])[vessel.id or 0]]
+    if previous is not None:
+        follows.append(
+            (f"the vessel's previous custody event ({previous.event})", previous.occurred_at)
+        )
+    if event is CustodyKind.DISPATCHED and found.batch is not None:
+        follows.append(
+            ("the batch's release", chronology.released_at(session, found.batch.id or 0))
+        )
+    return follows
 
 
 def _storage_type(session: Session, vessel: Vessel) -> str:
@@ -282,7 +326,8 @@ def _check_temperature(
 
 
 def history(session: Session, vessel_ids: list[int]) -> list[tuple[CustodyEvent, str, str]]:
-    """Custody events of the vessels, oldest first, with vessel code and who recorded them."""
+    """Custody events of the vessels in the order they were recorded (AUD-6), with vessel code
+    and who recorded them."""
     if not vessel_ids:
         return []
     rows = session.execute(
@@ -290,7 +335,7 @@ def history(session: Session, vessel_ids: list[int]) -> list[tuple[CustodyEvent,
         .join(Vessel, col(Vessel.id) == CustodyEvent.vessel_id)
         .join(User, col(User.id) == CustodyEvent.recorded_by)
         .where(col(CustodyEvent.vessel_id).in_(vessel_ids))
-        .order_by(col(CustodyEvent.occurred_at), col(CustodyEvent.id))
+        .order_by(col(CustodyEvent.id))
     )
     return [(event, code, username) for event, code, username in rows]
 
@@ -305,11 +350,14 @@ def custody_public(event: CustodyEvent, code: str, username: str) -> CustodyPubl
         temperature_c=event.temperature_c,
         occurred_at=event.occurred_at,
         recorded_by=username,
+        recorded_at=event.recorded_at,
+        late=event.late_reason is not None,
+        late_reason=event.late_reason,
     )
 
 
 def vessel_history(session: Session, code: str) -> list[CustodyPublic]:
-    """The full custody history of one vessel, oldest first."""
+    """The full custody history of one vessel, in the order it was recorded."""
     parsed = parse_vessel_code(code).value
     found = identity_by_code(session, parsed)
     if found is None:

@@ -26,7 +26,8 @@ def test_rel_two_simultaneous_receipts_of_one_biopsy_leave_one_receipt(committed
     factory = session_factory_for(committed_engine)
     tech, biopsy_id, receipt = committed_biopsy(factory, settings, received=False)
     outcomes = race(
-        factory, lambda s: biopsies.receive(s, actor=tech, biopsy_id=biopsy_id, data=receipt)
+        factory,
+        lambda s: biopsies.receive(s, settings, actor=tech, biopsy_id=biopsy_id, data=receipt),
     )
     one_winner(outcomes, {"invalid_state"})
     with factory() as session:

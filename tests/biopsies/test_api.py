@@ -58,10 +58,10 @@ def test_coi4_receipt_with_a_corrupted_code_is_invalid_code(api):
     assert response.status_code == 422 and response.json()["error"] == "invalid_code"
 
 
-def test_receipt_happens_once_and_not_before_collection(api):
+def test_aud6_receipt_happens_once_and_not_before_collection(api):
     biopsy = api.biopsy()
-    early = api.receive(biopsy, received_at=ago(hours=5))
-    assert early.status_code == 422
+    early = api.receive(biopsy, received_at=ago(hours=5), late_reason="entered from paper")
+    assert early.status_code == 409 and early.json()["error"] == "out_of_order"
     assert api.receive(biopsy).status_code == 200
     again = api.receive(biopsy)
     assert again.status_code == 409 and again.json()["error"] == "invalid_state"

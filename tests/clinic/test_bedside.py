@@ -97,7 +97,7 @@ def infuse(
 ) -> Response:
     """POST /infusions with the bedside check `body`, witnessed by `witness`."""
     record = body | {
-        "administered_at": ago(minutes=5),
+        "administered_at": ago(seconds=0),  # AUD-6: not before the receipt, just now
         "witness_username": witness.username,
         "witness_password": password,
     }
@@ -293,12 +293,12 @@ def test_coi6_a_refusal_is_in_each_patients_trail_with_only_their_own_identifier
 
 def test_coi6_a_case_twin_registered_before_mrns_ignored_case_makes_case_ambiguous(api):
     """MRNs are unique regardless of case now; twins (`ab12`, `AB12`) registered before are kept
-    and marked by migration 0012 (`mrn_twin_of`). With a twin alive, the bedside forgives case
+    and marked by migration 0009 (`mrn_twin_of`). With a twin alive, the bedside forgives case
     only for the exact MRN of the dose's patient; once QA voids the wrong one, case is forgiven."""
     stem = f"mx{time.monotonic_ns() % 10**9}"
     lower = api.patient(mrn=stem)
     upper = api.patient(mrn=f"{stem}-later", birth_date=lower["birth_date"])
-    # What migration 0012 leaves of a twin registered before the rule.
+    # What migration 0009 leaves of a twin registered before the rule.
     api.db.execute(
         update(Patient)
         .where(Patient.id == upper["id"])

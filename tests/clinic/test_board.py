@@ -47,7 +47,7 @@ def _infuse(api: Api, patient_id: int, code: str) -> dict[str, Any]:
         "wristband_mrn": patient["mrn"],
         "birth_date": patient["birth_date"],
         "dose_code": code,
-        "administered_at": iso(datetime.now(UTC) - timedelta(minutes=1)),
+        "administered_at": iso(datetime.now(UTC)),
         "witness_username": witness.username,
         "witness_password": PASSWORD,
     }

@@ -56,7 +56,7 @@ def test_coi6_an_infusion_is_recorded_by_two_clinicians(api):
     batch, codes, who = ready(api)
     nurse, headers = clinician(api)
     witness, _ = clinician(api)
-    given = datetime.now(UTC) - timedelta(minutes=20)
+    given = datetime.now(UTC)  # AUD-6: not before the dose's receipt, received just now
     body = check(who, codes[0]) | {
         "volume_ml": 48.5,
         "observations": "Infused over 30 min; vitals stable",
@@ -76,6 +76,8 @@ def test_coi6_an_infusion_is_recorded_by_two_clinicians(api):
         "adverse_reactions": "Mild flushing, resolved",
         "recorded_at": None,
         "batch_status": "issued",  # the second dose is left
+        "late": False,
+        "late_reason": None,
     }
     assert datetime.fromisoformat(record["administered_at"]) == given
     assert datetime.fromisoformat(record["recorded_at"]) > given
@@ -536,6 +538,6 @@ def test_cln3_a_fresh_dose_out_of_range_opens_a_deviation_and_holds_the_batch(
 def test_cln3_an_infused_dose_moves_no_more(api):
     _, codes, who = ready(api)
     witness, _ = clinician(api)
-    ok(infuse(api, check(who, codes[0]), witness, administered_at=ago(minutes=1)), 201)
+    ok(infuse(api, check(who, codes[0]), witness, administered_at=ago(seconds=0)), 201)
     moved = {"event": "moved", "location": "Ward 3 bin"}
     error(api.post(Role.TECHNICIAN, f"/vessels/{codes[0]}/custody", moved), 409, "invalid_state")

@@ -138,7 +138,7 @@ def test_coi1_mrns_that_differ_only_in_case_are_one_patient(api, db):
 
 
 def test_coi1_migration_marks_case_twins_registered_before_and_merges_nothing(tmp_path):
-    """Migration 0012: live patients whose MRNs differ only in case keep their MRNs and COIs
+    """Migration 0009: live patients whose MRNs differ only in case keep their MRNs and COIs
     (COI-1: never edited); the earliest keeps the key, later ones are marked as its twins."""
     url = f"sqlite:///{tmp_path / 'twins.db'}"
     upgrade(url, "0007")

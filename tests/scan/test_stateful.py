@@ -199,7 +199,7 @@ class ScanMachine(RuleBasedStateMachine):
             f"/biopsies/{biopsy.id}/receipt",
             {
                 "scanned_code": scanned,
-                "received_at": ago(hours=1),
+                "received_at": ago(seconds=30),
                 "temperature_c": 4.0,
                 "accepted": True,
             },

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlmodel import col
 
 from app.audit.models import AuditEvent
 from app.auth.permissions import Role
+from app.batches.models import Batch
 from app.identity.codes import DIN, VesselCode
 from app.main import create_app
 from app.steps.models import Step
@@ -772,7 +774,12 @@ def test_culture_clock_days_in_culture_limits(api_with):
     api = api_with(culture_days_soft=3, culture_days_hard=5)
     batch = _old_batch(api)
     isolation = api.step(
-        batch["id"], "isolation", [batch["tube_code"]], ["flask"], performed_at=ago(days=8)
+        batch["id"],
+        "isolation",
+        [batch["tube_code"]],
+        ["flask"],
+        performed_at=ago(days=8),
+        late_reason="entered from the paper record",
     )
     flasks = _codes(_ok(isolation))
     response = api.step(batch["id"], "passage", flasks, ["flask"])
@@ -781,14 +788,20 @@ def test_culture_clock_days_in_culture_limits(api_with):
     api = api_with(culture_days_soft=3, culture_days_hard=70)
     batch = _old_batch(api)
     isolation = api.step(
-        batch["id"], "isolation", [batch["tube_code"]], ["flask"], performed_at=ago(days=4)
+        batch["id"],
+        "isolation",
+        [batch["tube_code"]],
+        ["flask"],
+        performed_at=ago(days=4),
+        late_reason="entered from the paper record",
     )
     step = _ok(api.step(batch["id"], "passage", _codes(_ok(isolation)), ["flask"]))
     assert any("days in culture" in w for w in step["warnings"])
 
 
 def _old_batch(api: Api) -> dict[str, Any]:
-    """A batch whose biopsy was collected ten days ago."""
+    """A batch whose biopsy was collected ten days ago, registered nine days ago (AUD-6: no step
+    precedes its batch; the registration time is the server's, so it is set in the database)."""
     patient = api.patient()
     body = {
         "patient_id": patient["id"],
@@ -799,10 +812,17 @@ def _old_batch(api: Api) -> dict[str, Any]:
     biopsy = api.post(Role.CLINICIAN, "/biopsies", body)
     assert biopsy.status_code == 201, biopsy.text
     biopsy = biopsy.json()
-    received = api.receive(biopsy, received_at=ago(days=9, hours=20))
+    received = api.receive(
+        biopsy, received_at=ago(days=9, hours=20), late_reason="entered from the paper record"
+    )
     assert received.status_code == 200, received.text
     response = api.post(Role.TECHNICIAN, "/batches", {"biopsy_id": biopsy["id"]})
     assert response.status_code == 201, response.text
+    registered = datetime.now(UTC) - timedelta(days=9)
+    api.db.execute(
+        update(Batch).where(col(Batch.id) == response.json()["id"]).values(created_at=registered)
+    )
+    api.db.commit()
     return response.json() | {"tube_code": biopsy["tube_code"]}
 
 

@@ -3,7 +3,7 @@ its check character) through every step to every dose, its custody and its infus
 decisions — as HTML and as PDF, and nothing of any other patient."""
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pypdfium2 as pdfium
@@ -35,7 +35,7 @@ def _infuse(api: Api, patient: dict[str, Any], code: str) -> dict[str, Any]:
         "wristband_mrn": patient["mrn"],
         "birth_date": patient["birth_date"],
         "dose_code": code,
-        "administered_at": iso(datetime.now(UTC) - timedelta(minutes=5)),
+        "administered_at": iso(datetime.now(UTC)),
         "witness_username": witness.username,
         "witness_password": PASSWORD,
     }

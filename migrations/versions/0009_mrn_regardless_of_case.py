@@ -1,7 +1,7 @@
 """MRNs unique regardless of case: a compared key, and twins registered before marked, not merged
 
-Revision ID: 0012
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 04:30:00.000000
 
 Two live patients whose MRNs differ only in case (`ab12`, `AB12`) were possible before. They
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
