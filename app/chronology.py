@@ -55,9 +55,9 @@ def check(
 ) -> Dated:
     """The time of a new record (`now` when the client gave none), or a refusal: beyond the
     clock drift in the future (422 `invalid_request`), earlier than a precedent (409
-    `out_of_order`, naming the latest one it precedes and both times), older than `skew` without a reason (422
-    `late_entry_reason_required`). A reason given for a record entered in time is not kept:
-    `late` means the record was entered late."""
+    `out_of_order`, naming the latest one it precedes and both times), older than `skew`
+    without a reason (422 `late_entry_reason_required`). A reason given for a record entered
+    in time is not kept: `late` means the record was entered late."""
     stated = occurred_at or now
     if stated > now + CLOCK_SKEW:
         raise InvalidRequest(
