@@ -117,8 +117,8 @@ def test_aud7_a_row_inserted_behind_the_application_has_no_recorded_state(api, r
     row = {c: getattr(patient, c) for c in ("family_name", "given_name", "birth_date", "sex")}
     new_id = api.db.execute(
         insert(Patient).values(
-            **row, mrn="MRN-GHOST", coi="CHA999926999999X", created_by=patient.created_by,
-            created_at=datetime.now(UTC),
+            **row, mrn="MRN-GHOST", mrn_key="MRN-GHOST", coi="CHA999926999999X",
+            created_by=patient.created_by, created_at=datetime.now(UTC),
         ).returning(Patient.id)
     ).scalar_one()  # fmt: skip
     result = _verify(api)

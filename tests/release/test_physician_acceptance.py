@@ -11,7 +11,7 @@ from app.audit.actions import AuditAction
 from app.auth.permissions import Role
 from app.release.models import PhysicianAcceptance
 from tests.clinic.test_bedside import check, patient, to_clinic, verify
-from tests.helpers import PASSWORD, audit_events, error, make_user, ok
+from tests.helpers import PASSWORD, audit_events, drop_append_only, error, make_user, ok
 from tests.release.support import close_deviations, counts, lift_hold, new_values, status_of
 
 PATH = "/batches/{}/physician-acceptance"
@@ -121,6 +121,7 @@ def test_sig6_an_acceptance_changed_after_signing_no_longer_counts(api, db):
     who = patient(api, batch)
     recorded = ok(api.post(Role.CLINICIAN, PATH.format(batch["id"]), body()), 201)
     ok(verify(api, check(who, codes[0])))
+    drop_append_only(db, "physician_acceptance")
     db.execute(
         update(PhysicianAcceptance)
         .where(PhysicianAcceptance.id == recorded["id"])
