@@ -135,6 +135,11 @@ class Api:
     def get(self, role: Role | None, path: str, **kwargs: Any) -> Response:
         return self.call(role, "GET", path, **kwargs)
 
+    def print_label(self, code: str, role: Role = Role.TECHNICIAN, **body: Any) -> Response:
+        """POST a print of the vessel's label (LBL-5): a PDF unless `body` says otherwise (a
+        `format`, a `printer_id`, the `reason` a reprint needs)."""
+        return self.post(role, f"/vessels/{code}/print", body)
+
     # -- builders through the public API -------------------------------------------------------
 
     def patient(self, **overrides: Any) -> dict[str, Any]:
