@@ -415,3 +415,23 @@ def test_rel_printing_needs_a_known_printer_and_a_lab_role(api: Api, db: Session
     assert _prints(db) == 0
     assert db.execute(select(func.count()).select_from(PrintJob)).scalar_one() == 0
     assert audit_events(db, AuditAction.LABEL_PRINTED) == []
+
+
+def test_lbl5_a_reprint_to_a_printer_needs_a_reason_and_queues_nothing_without_one(
+    api: Api, db: Session, zebra: FakeZebra, session_factory: SessionFactory
+) -> None:
+    _, (dose, _) = api.formulated(doses=2)
+    printer = _printer(api, zebra.port)
+    ok(api.post(Role.TECHNICIAN, f"/vessels/{dose}/print", {"printer_id": printer["id"]}), 201)
+    assert printing.send_due(session_factory) == _none(sent=1)
+    assert "REPRINT" not in zpl_jobs(zebra.job())[0].texts
+    jobs = db.execute(select(func.count()).select_from(PrintJob)).scalar_one()
+    refused = api.post(Role.TECHNICIAN, f"/vessels/{dose}/print", {"printer_id": printer["id"]})
+    assert dose in error(refused, 422, "reprint_reason_required")
+    assert db.execute(select(func.count()).select_from(PrintJob)).scalar_one() == jobs
+    assert _prints(db) == 1
+    body = {"printer_id": printer["id"], "reason": "label peeled off in the freezer"}
+    job = ok(api.post(Role.TECHNICIAN, f"/vessels/{dose}/print", body), 201)
+    assert job["labels"][0]["reason"] == "label peeled off in the freezer"
+    assert printing.send_due(session_factory) == _none(sent=1)
+    assert "REPRINT" in zpl_jobs(zebra.job())[0].texts
