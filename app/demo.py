@@ -20,7 +20,7 @@ from app.config import Settings
 from app.db import SessionFactory, unit_of_work
 from app.labels import service as labels
 from app.labels.gate import unlabelled_doses
-from app.labels.schemas import LabelFormat
+from app.labels.schemas import PrintFormat, VesselPrintRequest
 from app.materials import service as materials
 from app.materials.schemas import (
     EquipmentCreate,
@@ -325,20 +325,37 @@ def _password(username: str) -> str:
 
 
 def _reviewed_and_labelled(session: Session, settings: Settings, batch_id: int) -> None:
-    """What the gate asks beyond results (REL-6): a second QA person reviews each critical
-    result, the technician prints every dose's label."""
     reviewer, tech = _user(session, "qa2"), _user(session, "tech")
+    prepare_release(
+        session, settings, batch_id, reviewer=reviewer, password=_password("qa2"), labeller=tech
+    )
+
+
+def prepare_release(
+    session: Session,
+    settings: Settings,
+    batch_id: int,
+    *,
+    reviewer: User,
+    password: str,
+    labeller: User,
+) -> None:
+    """What the gate asks beyond results (REL-6): a second person (`reviewer`, signing with
+    `password`) reviews each critical result in force, `labeller` prints every dose's label.
+    The demo's way to a releasable batch, and the tests' for batches committed for real."""
     context = batches.get(session, batch_id)
     _, tests = qc.specification_of(session, settings, context.batch)
     current = qc.current(qc.history(session, batch_id))
-    review = SignatureInput(password=_password("qa2"), comment="Second-person review.")
+    review = SignatureInput(password=password, comment="Second-person review.")
     for test in tests:
         if test.critical and test.test in current:
             qc.review(
                 session, settings, actor=reviewer, result_id=current[test.test].id or 0, data=review
             )
     for code in unlabelled_doses(session, batch_id):
-        labels.print_vessel(session, actor=tech, code=code, fmt=LabelFormat.ZPL, dpi=203)
+        labels.print_vessel(
+            session, actor=labeller, code=code, request=VesselPrintRequest(format=PrintFormat.ZPL)
+        )
 
 
 def _at_the_clinic(session: Session, settings: Settings, batch_id: int) -> None:

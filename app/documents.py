@@ -1,7 +1,10 @@
 """A4 documents as PDF (reportlab, pure Python): the release certificate, the trace report.
 
 Bitstream Vera ships with reportlab and covers Latin scripts, ≤ and ≥; characters it cannot draw
-are shown as '?' rather than as nothing.
+are shown as '?' rather than as nothing. Free text of any length fits: a word wider than its
+column is broken across lines (reportlab's splitLongWords), and a table row taller than a page
+is split across pages (splitInRow), so a 4,000-character deviation is a long document, not an
+error.
 """
 
 import io
@@ -44,7 +47,10 @@ class Document:
 
     def __init__(self) -> None:
         _drawable()
-        self.body = ParagraphStyle("body", fontName="Vera", fontSize=8.5, leading=11)
+        # splitLongWords (reportlab's default, stated here): a word wider than its line breaks.
+        self.body = ParagraphStyle(
+            "body", fontName="Vera", fontSize=8.5, leading=11, splitLongWords=1
+        )
         self.small = ParagraphStyle("small", parent=self.body, fontSize=7.5, leading=9.5)
         self.heading_style = ParagraphStyle(
             "heading", parent=self.body, fontName="VeraBd", fontSize=11, leading=15
@@ -75,7 +81,12 @@ class Document:
     def table(self, rows: list[list[Any]], widths: list[float], *, header: bool = True) -> None:
         """A grid of wrapped cells; `widths` in mm; the first row repeats on every page."""
         cells = [[Paragraph(_text(c), self.small) for c in row] for row in rows]
-        grid = Table(cells, colWidths=[w * mm for w in widths], repeatRows=1 if header else 0)
+        grid = Table(
+            cells,
+            colWidths=[w * mm for w in widths],
+            repeatRows=1 if header else 0,
+            splitInRow=1,  # a row taller than a page continues on the next
+        )
         style = [
             ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#9aa5b1")),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),

@@ -166,6 +166,12 @@ class InvalidState(HomewardError):
     code, status = "invalid_state", 409
 
 
+class ReprintReasonRequired(HomewardError):
+    """A label printed again without saying why (LBL-5)."""
+
+    code, status = "reprint_reason_required", 422
+
+
 class Busy(HomewardError):
     """The server could not start or finish the request within its wait bound (a lock, a pool
     connection or a worker slot): nothing was changed, and the client may retry."""

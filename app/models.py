@@ -8,7 +8,7 @@ from app.clinic.models import Infusion, PlannedInfusion
 from app.db import metadata
 from app.deviations.models import Deviation
 from app.identity.sequences import SequenceCounter
-from app.labels.models import LabelPrint, LabelPrinter, PrintAttempt, PrintJob
+from app.labels.models import LabelPrint, LabelPrinter, LabelVoid, PrintAttempt, PrintJob
 from app.materials.models import Equipment, Material, MaterialLot
 from app.notifications.models import WebhookAttempt, WebhookDelivery
 from app.patients.models import Patient
@@ -33,6 +33,7 @@ __all__ = [
     "Infusion",
     "LabelPrint",
     "LabelPrinter",
+    "LabelVoid",
     "Location",
     "Material",
     "MaterialLot",

@@ -12,24 +12,19 @@ from httpx import Response
 from sqlalchemy import Engine, event, select, text
 from sqlmodel import Session
 
+from app import demo
 from app.audit.models import AuditEvent
 from app.auth import security
 from app.auth import service as auth
 from app.auth.models import User, UserRole
 from app.auth.permissions import Role
-from app.batches import service as batches
 from app.biopsies import service as biopsies
 from app.biopsies.schemas import BiopsyCreate, BiopsyReceipt
 from app.config import Settings
 from app.db import SessionFactory, unit_of_work
 from app.errors import HomewardError
-from app.labels import service as labels
-from app.labels.gate import unlabelled_doses
-from app.labels.schemas import LabelFormat
 from app.patients import service as patients
 from app.patients.schemas import PatientCreate
-from app.qc import service as qc
-from app.signatures.schemas import SignatureInput
 
 PASSWORD = "correct-horse-battery"
 _counter = itertools.count(1)
@@ -82,17 +77,9 @@ def prepare_release_in(session: Session, settings: Settings, batch_id: int) -> N
     person reviews every critical result in force, a technician prints each dose's label."""
     reviewer = make_user(session, settings, roles=[Role.QA])
     labeller = make_user(session, settings, roles=[Role.TECHNICIAN])
-    context = batches.get(session, batch_id)
-    _, tests = qc.specification_of(session, settings, context.batch)
-    current = qc.current(qc.history(session, batch_id))
-    for test in tests:
-        if test.critical and test.test in current:
-            signed = SignatureInput(password=PASSWORD, comment="Second-person check")
-            qc.review(
-                session, settings, actor=reviewer, result_id=current[test.test].id, data=signed
-            )
-    for code in unlabelled_doses(session, batch_id):
-        labels.print_vessel(session, actor=labeller, code=code, fmt=LabelFormat.ZPL, dpi=203)
+    demo.prepare_release(
+        session, settings, batch_id, reviewer=reviewer, password=PASSWORD, labeller=labeller
+    )
 
 
 def audit_events(session: Session, action: str | None = None) -> list[AuditEvent]:
@@ -177,6 +164,11 @@ class Api:
 
     def get(self, role: Role | None, path: str, **kwargs: Any) -> Response:
         return self.call(role, "GET", path, **kwargs)
+
+    def print_label(self, code: str, role: Role = Role.TECHNICIAN, **body: Any) -> Response:
+        """POST a print of the vessel's label (LBL-5): a PDF unless `body` says otherwise (a
+        `format`, a `printer_id`, the `reason` a reprint needs)."""
+        return self.post(role, f"/vessels/{code}/print", body)
 
     # -- builders through the public API -------------------------------------------------------
 
@@ -303,13 +295,13 @@ class Api:
 
     def label_doses(self, batch_id: int) -> None:
         """Print a label for every dose in use that has none: THE one place tests print dose
-        labels (today a GET of the label logs the print)."""
+        labels (LBL-5: by POST; a GET is a preview)."""
         batch = self.get(Role.TECHNICIAN, f"/batches/{batch_id}").json()
         doses = {v["code"] for v in batch["vessels"] if v["is_dose"]}
         unlabelled = self.get(Role.TECHNICIAN, f"/batches/{batch_id}/labels/reconciliation")
         assert unlabelled.status_code == 200, unlabelled.text
         for code in sorted(doses & set(unlabelled.json()["unlabelled"])):
-            response = self.get(Role.TECHNICIAN, f"/vessels/{code}/label", params={"format": "zpl"})
+            response = self.print_label(code, format="zpl")
             assert response.status_code == 200, response.text
 
     def prepare_release(self, batch_id: int) -> None:

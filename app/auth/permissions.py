@@ -42,7 +42,7 @@ class Permission(StrEnum):
     BATCH_RELEASE = "batch.release"
     CERTIFICATE_READ = "certificate.read"
     PHYSICIAN_ACCEPTANCE = "physician_acceptance.record"
-    LABEL_PRINT = "label.print"  # render a label: every render is a logged print (LBL-4)
+    LABEL_PRINT = "label.print"  # print a label (POST): logged, a reprint with its reason (LBL-5)
     LABEL_VOID = "label.void"
     PRINT_JOBS_READ = "print_jobs.read"  # the printers' queue: what was sent, what is stuck
     CLINIC_BOARD = "clinic.board"  # the readiness board and infusion records

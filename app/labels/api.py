@@ -1,25 +1,28 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query
-from fastapi.responses import Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
+from sqlmodel import Session
 
 from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.labels import service
 from app.labels.schemas import (
+    BatchPrintRequest,
     LabelFormat,
     LabelPrintPublic,
     LabelReconciliation,
     PrinterCreate,
     PrinterPublic,
     PrintJobPublic,
-    PrintRequest,
     QueryDpi,
     SheetFormat,
     SheetLayout,
+    VesselPrintRequest,
 )
-from app.labels.service import Printed
+from app.labels.service import Printed, Rendered
 from app.labels.states import PrintJobStatus
 from app.patients.schemas import VoidRequest
 from app.pipeline import Router, SessionDep
@@ -34,77 +37,86 @@ Reader = Annotated[Principal, Depends(require(Permission.BATCH_READ))]
 JobReader = Annotated[Principal, Depends(require(Permission.PRINT_JOBS_READ))]
 
 
-def _download(printed: Printed) -> Response:
-    ids = ",".join(str(p.id) for p in printed.prints)
+def _document(rendered: Rendered, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        printed.body,
-        media_type=printed.media_type,
-        headers={
-            "Content-Disposition": f'inline; filename="{printed.filename}"',
-            "X-Label-Ids": ids,
+        rendered.body,
+        media_type=rendered.media_type,
+        headers={"Content-Disposition": f'inline; filename="{rendered.filename}"'}
+        | (headers or {}),
+    )
+
+
+def _printed(session: Session, printed: Printed) -> Response:
+    """A print's answer: the document (200) with its print records' ids, or, sent to a network
+    printer, its job (201)."""
+    if printed.job is not None:
+        job = service.job_of(session, printed)
+        return JSONResponse(jsonable_encoder(job), status_code=201)
+    return _document(
+        printed.document,
+        {
+            "X-Label-Ids": ",".join(str(p.id) for p in printed.prints),
             "X-Label-Reprints": str(sum(1 for p in printed.prints if p.copy_number > 1)),
         },
     )
+
+
+_PRINTED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The printed document (PDF, PNG, SVG or ZPL), logged as a print"},
+    201: {"model": PrintJobPublic, "description": "The print job queued for a network printer"},
+}
 
 
 @router.get("/vessels/{code}/label", response_class=Response)
 def vessel_label(
     code: CodeInput,
     session: SessionDep,
-    principal: Printer,
+    _: Reader,
     format: Annotated[LabelFormat, Query()] = LabelFormat.SVG,
     dpi: Annotated[QueryDpi | None, Query()] = None,
 ) -> Response:
-    """The vessel's label (LBL-1, LBL-2) as SVG, PNG or ZPL; logged as a print, a reprint after
-    the first (LBL-4). PNG defaults to 300 dpi, ZPL to a 203 dpi printer."""
-    chosen = dpi or (203 if format is LabelFormat.ZPL else 300)
-    printed = service.print_vessel(session, actor=principal.user, code=code, fmt=format, dpi=chosen)
-    return _download(printed)
+    """A preview of the vessel's label (LBL-1, LBL-2) as SVG, PNG or ZPL, exactly as its next
+    print would come out; it logs nothing (LBL-5): printing is `POST /vessels/{code}/print`.
+    PNG defaults to 300 dpi, ZPL to a 203 dpi printer."""
+    chosen = dpi or service.default_dpi(format)
+    return _document(service.preview_vessel(session, code=code, fmt=format, dpi=chosen))
 
 
 @router.get("/batches/{batch_id}/labels", response_class=Response)
 def batch_labels(
     batch_id: Id,
     session: SessionDep,
-    principal: Printer,
+    _: Reader,
     format: Annotated[SheetFormat, Query()] = SheetFormat.PDF,
     layout: Annotated[SheetLayout, Query()] = SheetLayout.ROLL,
     dpi: Annotated[QueryDpi, Query()] = 203,
-    live: Annotated[bool, Query()] = False,
 ) -> Response:
-    """Every vessel label of the batch (only vessels still in use with `live=true`): a PDF at
-    real label sizes (`layout=roll`) or on A4 sheets, or one ZPL job (LBL-3)."""
-    printed = service.print_batch(
-        session,
-        actor=principal.user,
-        batch_id=batch_id,
-        fmt=format,
-        sheet=layout,
-        dpi=dpi,
-        live_only=live,
-    )
-    return _download(printed)
+    """A preview of the labels of the batch's vessels still in use (LBL-3): a PDF at real label
+    sizes (`layout=roll`) or on A4 sheets, or ZPL; it logs nothing (LBL-5): printing is
+    `POST /batches/{id}/labels/print`."""
+    rendered = service.preview_batch(session, batch_id=batch_id, fmt=format, sheet=layout, dpi=dpi)
+    return _document(rendered)
 
 
-@router.post("/vessels/{code}/print", response_model=PrintJobPublic, status_code=201)
+@router.post("/vessels/{code}/print", response_class=Response, responses=_PRINTED)
 def print_vessel(
-    code: CodeInput, body: PrintRequest, session: SessionDep, principal: Printer
-) -> PrintJobPublic:
-    """Queue the vessel's label for a network printer as ZPL (raw TCP, port 9100): 201 with the
-    job, sent by the printer worker right after the commit (GET /print-jobs/{id} for its status)."""
-    return service.send_vessel_label(
-        session, actor=principal.user, code=code, printer_id=body.printer_id
-    )
+    code: CodeInput, body: VesselPrintRequest, session: SessionDep, principal: Printer
+) -> Response:
+    """Print the vessel's label (LBL-5): 200 with the document, or with `printer_id` 201 with
+    the job that takes its ZPL to the network printer (raw TCP, port 9100) right after the
+    commit (GET /print-jobs/{id} for its status). Logged either way; a reprint needs a reason."""
+    printed = service.print_vessel(session, actor=principal.user, code=code, request=body)
+    return _printed(session, printed)
 
 
-@router.post("/batches/{batch_id}/labels/print", response_model=PrintJobPublic, status_code=201)
+@router.post("/batches/{batch_id}/labels/print", response_class=Response, responses=_PRINTED)
 def print_batch(
-    batch_id: Id, body: PrintRequest, session: SessionDep, principal: Printer
-) -> PrintJobPublic:
-    """Queue every vessel label of the batch still in use for a network printer as one job."""
-    return service.send_batch_labels(
-        session, actor=principal.user, batch_id=batch_id, printer_id=body.printer_id
-    )
+    batch_id: Id, body: BatchPrintRequest, session: SessionDep, principal: Printer
+) -> Response:
+    """Print the labels of the batch's vessels still in use as one document or one print job,
+    each label logged (LBL-5); a reprint of any of them needs a reason."""
+    printed = service.print_batch(session, actor=principal.user, batch_id=batch_id, request=body)
+    return _printed(session, printed)
 
 
 @router.get("/print-jobs", response_model=list[PrintJobPublic])

@@ -1,13 +1,27 @@
 """What the release gate asks of labels (REL-6): every dose of the batch still in use carries a
 printed label that was not voided."""
 
-from sqlalchemy import select
-from sqlmodel import Session, col, or_
+from sqlalchemy import Select, select
+from sqlmodel import Session, col
 
-from app.labels.models import LabelPrint, PrintJob
+from app.labels.models import LabelPrint, LabelVoid, PrintJob
 from app.labels.states import PrintJobStatus
 from app.vessels.models import Vessel
 from app.vessels.states import NO_LONGER_IN_USE, VesselStatus
+
+
+def valid_prints() -> Select:
+    """Prints that stand for a label on its vessel: not voided (no `label_void` row names them)
+    and downloaded, or sent by their print job. Columns: the print's `vessel_id` and `id`."""
+    return (
+        select(LabelPrint.vessel_id, LabelPrint.id)
+        .outerjoin(LabelVoid, col(LabelVoid.label_print_id) == LabelPrint.id)
+        .outerjoin(PrintJob, col(PrintJob.id) == LabelPrint.print_job_id)
+        .where(
+            col(LabelVoid.id).is_(None),
+            col(LabelPrint.print_job_id).is_(None) | (PrintJob.status == PrintJobStatus.SENT.value),
+        )
+    )
 
 
 def unlabelled_doses(session: Session, batch_id: int) -> list[str]:
@@ -25,18 +39,6 @@ def unlabelled_doses(session: Session, batch_id: int) -> list[str]:
     ]
     if not doses:
         return []
-    labelled = set(
-        session.execute(
-            select(LabelPrint.vessel_id)
-            .outerjoin(PrintJob, col(PrintJob.id) == LabelPrint.print_job_id)
-            .where(
-                col(LabelPrint.vessel_id).in_([dose.id for dose in doses]),
-                col(LabelPrint.voided_at).is_(None),
-                or_(
-                    col(LabelPrint.print_job_id).is_(None),
-                    col(PrintJob.status) == PrintJobStatus.SENT.value,
-                ),
-            )
-        ).scalars()
-    )
+    in_hand = valid_prints().where(col(LabelPrint.vessel_id).in_([dose.id for dose in doses]))
+    labelled = {vessel_id for vessel_id, _ in session.execute(in_hand)}
     return [dose.code for dose in doses if dose.id not in labelled]

@@ -8,8 +8,8 @@ from app.db import UTCDateTime
 
 
 class LabelPrint(SQLModel, table=True):
-    """One printed label (LBL-4): copy 1 is the original, later copies are reprints. A label
-    can be voided (torn off, misprinted) with a reason; the print stays on record."""
+    """One printed label (LBL-4, LBL-5): copy 1 is the original, later copies are reprints, each
+    with its reason. Append-only (triggers, AUD-7): a voided label is a `LabelVoid` row."""
 
     __tablename__ = "label_print"
     __table_args__ = (UniqueConstraint("vessel_id", "copy_number"),)
@@ -24,9 +24,20 @@ class LabelPrint(SQLModel, table=True):
     print_job_id: int | None = Field(default=None, foreign_key="print_job.id", index=True)
     printed_by: int = Field(foreign_key="app_user.id")
     printed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    voided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    voided_by: int | None = Field(default=None, foreign_key="app_user.id")
-    void_reason: str | None = Field(default=None, sa_type=Text)
+    reason: str | None = Field(default=None, sa_type=Text)  # why it was printed again
+
+
+class LabelVoid(SQLModel, table=True):
+    """A printed label declared void (torn off, misprinted, lost), with who, when and why: at most
+    one per print (unique), append-only like the print it names (AUD-7)."""
+
+    __tablename__ = "label_void"
+
+    id: int | None = Field(default=None, primary_key=True)
+    label_print_id: int = Field(foreign_key="label_print.id", unique=True)
+    reason: str = Field(sa_type=Text)
+    voided_by: int = Field(foreign_key="app_user.id")
+    voided_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class LabelPrinter(SQLModel, table=True):

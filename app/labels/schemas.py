@@ -2,9 +2,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-from app.types import Id, ShortText
+from app.types import Id, LongText, ShortText
 
 Dpi = Literal[203, 300, 600]
 
@@ -26,6 +33,15 @@ class LabelFormat(StrEnum):
 class SheetFormat(StrEnum):
     PDF = "pdf"
     ZPL = "zpl"
+
+
+class PrintFormat(StrEnum):
+    """What a print delivers: one label as an image or a PDF page, or ZPL for a Zebra."""
+
+    PDF = "pdf"
+    PNG = "png"
+    ZPL = "zpl"
+    SVG = "svg"
 
 
 class SheetLayout(StrEnum):
@@ -56,10 +72,37 @@ class PrinterPublic(BaseModel):
     dpi: int
 
 
-class PrintRequest(BaseModel):
+class _PrintRequest(BaseModel):
+    """A print (LBL-5): downloaded as a document, or sent as ZPL to a network printer; a reprint
+    says why. Without a format: ZPL for a printer, else PDF."""
+
     model_config = ConfigDict(extra="forbid")
 
-    printer_id: Id
+    printer_id: Id | None = None
+    reason: LongText | None = None
+    dpi: Dpi | None = None  # a download's resolution; a printer prints at its own
+
+    @property
+    def chosen_format(self) -> str:
+        chosen = getattr(self, "format", None)
+        if chosen is not None:
+            return str(chosen)
+        return "zpl" if self.printer_id is not None else "pdf"
+
+    @model_validator(mode="after")
+    def _printers_take_zpl(self) -> "_PrintRequest":
+        if self.printer_id is not None and self.chosen_format != "zpl":
+            raise ValueError("a network printer takes ZPL: leave out the format or say zpl")
+        return self
+
+
+class VesselPrintRequest(_PrintRequest):
+    format: PrintFormat | None = None
+
+
+class BatchPrintRequest(_PrintRequest):
+    format: SheetFormat | None = None
+    layout: SheetLayout = SheetLayout.ROLL
 
 
 class LabelPrintPublic(BaseModel):
@@ -67,6 +110,7 @@ class LabelPrintPublic(BaseModel):
     vessel_code: str
     copy_number: int
     reprint: bool
+    reason: str | None  # why a reprint was printed
     format: str
     dpi: int | None
     printer: str | None
@@ -76,6 +120,7 @@ class LabelPrintPublic(BaseModel):
     printed_at: datetime
     voided: bool
     voided_at: datetime | None
+    voided_by: str | None
     void_reason: str | None
 
 

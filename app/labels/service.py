@@ -1,6 +1,8 @@
-"""Printing labels (LBL-1..4): what a label says, every print logged (copy 1 the original, later
-copies marked REPRINT), voiding, network printers (jobs sent by app/labels/printing.py after the
-commit), and the per-batch reconciliation of labels printed against vessels that exist."""
+"""Labels (LBL-1..5): what a label says; previews that log nothing; prints that are logged
+(copy 1 the original, later copies marked REPRINT and given a reason), sent to network printers
+through an outbox (app/labels/printing.py); voids as rows of their own; and the per-batch
+reconciliation of labels printed against vessels that exist. Vessels no longer in use and
+vessels of voided registrations get no label, previewed or printed."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,38 +18,46 @@ from app.auth.models import User
 from app.batches import service as batches
 from app.batches.service import BatchContext
 from app.biopsies.models import Biopsy
-from app.clock import utcnow
 from app.db import add_unique
-from app.errors import DuplicateCode, InvalidState, NotFound
+from app.errors import DuplicateCode, InvalidState, NotFound, ReprintReasonRequired
 from app.identity.codes import DIN, parse_vessel_code
 from app.labels import pdf, printing, raster, svg, zpl
 from app.labels.layout import DoseContent, LabelContent, layout
-from app.labels.models import LabelPrint, LabelPrinter, PrintAttempt, PrintJob
+from app.labels.models import LabelPrint, LabelPrinter, LabelVoid, PrintAttempt, PrintJob
 from app.labels.schemas import (
+    BatchPrintRequest,
     LabelFormat,
     LabelPrintPublic,
     LabelReconciliation,
     PrintAttemptPublic,
     PrinterCreate,
+    PrintFormat,
     PrintJobPublic,
     SheetFormat,
     SheetLayout,
+    VesselPrintRequest,
 )
 from app.labels.states import PrintJobStatus
 from app.patients.models import Patient
 from app.release import integrity
 from app.vessels.models import Vessel
-from app.vessels.repository import identity_by_code, lock_vessels
+from app.vessels.repository import VesselIdentity, identity_by_code, lock_vessels
 from app.vessels.states import NO_LONGER_IN_USE, VesselStatus
 
 MEDIA_TYPES = {
-    LabelFormat.SVG: "image/svg+xml",
-    LabelFormat.PNG: "image/png",
-    LabelFormat.ZPL: "application/zpl; charset=utf-8",
-    SheetFormat.PDF: "application/pdf",
+    PrintFormat.SVG: "image/svg+xml",
+    PrintFormat.PNG: "image/png",
+    PrintFormat.ZPL: "application/zpl; charset=utf-8",
+    PrintFormat.PDF: "application/pdf",
 }
 # A print record stands for a label in hand when it was downloaded (no job) or its job was sent.
 _ON_A_LABEL = frozenset({None, PrintJobStatus.SENT.value})
+DEFAULT_DPI = {PrintFormat.ZPL: 203}  # a Zebra's own resolution; images at 300 dpi
+IMAGE_DPI = 300
+
+
+def default_dpi(fmt: str) -> int:
+    return DEFAULT_DPI.get(PrintFormat(fmt), IMAGE_DPI)
 
 
 def content_of(vessel: Vessel, biopsy: Biopsy, patient: Patient, *, reprint: bool) -> LabelContent:
@@ -76,17 +86,67 @@ def content_of(vessel: Vessel, biopsy: Biopsy, patient: Patient, *, reprint: boo
     )
 
 
-def render(content: LabelContent, fmt: LabelFormat, dpi: int) -> bytes:
-    """One label in `fmt` (from the caches of the renderers)."""
-    if fmt is LabelFormat.SVG:
+def render(contents: Sequence[LabelContent], fmt: str, dpi: int, sheet: SheetLayout) -> bytes:
+    """Labels in `fmt` (from the caches of the renderers): SVG and PNG hold one label; ZPL one
+    job per label; a PDF one page per label (`roll`) or A4 sheets."""
+    chosen = PrintFormat(fmt)
+    if chosen is PrintFormat.SVG:
+        (content,) = contents
         return svg.svg(content).encode()
-    if fmt is LabelFormat.PNG:
+    if chosen is PrintFormat.PNG:
+        (content,) = contents
         return raster.png(content, dpi)
-    return zpl.zpl(content, dpi).encode()
+    if chosen is PrintFormat.ZPL:
+        return "".join(zpl.zpl(c, dpi) for c in contents).encode()
+    labels = [layout(c) for c in contents]
+    return pdf.roll(labels) if sheet is SheetLayout.ROLL else pdf.sheets(labels)
+
+
+def _no_label_for(vessel: Vessel, biopsy: Biopsy, patient: Patient) -> str | None:
+    """Why `vessel` gets no label (LBL-5), or None: it no longer exists as a container, or it
+    belongs to a voided registration (COI-1) and must not be used."""
+    if VesselStatus(vessel.status) in NO_LONGER_IN_USE:
+        return f"Vessel {vessel.code} is {vessel.status}; a vessel no longer in use gets no label."
+    if biopsy.voided_at is not None or patient.voided_at is not None:
+        return (
+            f"Vessel {vessel.code} belongs to a voided registration; it gets no label and must "
+            "not be used."
+        )
+    return None
+
+
+def _labelled_vessel(session: Session, code: str, *, lock: bool) -> VesselIdentity:
+    parsed = parse_vessel_code(code).value
+    found = identity_by_code(session, parsed, lock=lock)
+    if found is None:
+        raise NotFound(f"No vessel has code {parsed}.")
+    refusal = _no_label_for(found.vessel, found.biopsy, found.patient)
+    if refusal is not None:
+        raise InvalidState(refusal)
+    return found
+
+
+def _live_vessels(session: Session, context: BatchContext, *, lock: bool) -> list[Vessel]:
+    """The batch's vessels that get a label, in code order; with `lock`, locked in id order
+    (the one lock order, ADR 0011; the caller holds the batch)."""
+    batch = context.batch
+    voided = context.biopsy.voided_at is not None or context.patient.voided_at is not None
+    of_batch = Vessel.batch_id == batch.id
+    if lock:
+        vessels = lock_vessels(
+            session, list(session.execute(select(Vessel.id).where(of_batch)).scalars())
+        )
+    else:
+        vessels = list(session.execute(select(Vessel).where(of_batch)).scalars())
+    live = [v for v in vessels if VesselStatus(v.status) not in NO_LONGER_IN_USE]
+    if voided or not live:
+        why = "belongs to a voided registration" if voided else "has no vessel in use"
+        raise InvalidState(f"Batch {batch.batch_number} {why}: it gets no label.")
+    return sorted(live, key=lambda v: v.sequence)
 
 
 def _next_copies(session: Session, vessels: Sequence[Vessel]) -> list[int]:
-    """The copy number each vessel's next label gets (1: the original; the vessels are locked)."""
+    """The copy number each vessel's next label gets (1: the original; 2 on: reprints)."""
     rows = session.execute(
         select(LabelPrint.vessel_id, func.max(LabelPrint.copy_number))
         .where(col(LabelPrint.vessel_id).in_([v.id for v in vessels]))
@@ -97,12 +157,66 @@ def _next_copies(session: Session, vessels: Sequence[Vessel]) -> list[int]:
 
 
 @dataclass(frozen=True)
-class Printed:
+class Rendered:
+    """A label or a sheet of labels as a document."""
+
     body: bytes
     media_type: str
-    prints: list[LabelPrint]
     filename: str
+
+
+@dataclass(frozen=True)
+class Printed:
+    document: Rendered
+    prints: list[LabelPrint]
     job: PrintJob | None  # the job that takes the labels to a printer
+
+
+def preview_vessel(session: Session, *, code: str, fmt: LabelFormat, dpi: int) -> Rendered:
+    """The vessel's label as its next print would come out (REPRINT once a print is on record):
+    a preview, which writes nothing (LBL-5)."""
+    found = _labelled_vessel(session, code, lock=False)
+    (copy_number,) = _next_copies(session, [found.vessel])
+    content = content_of(found.vessel, found.biopsy, found.patient, reprint=copy_number > 1)
+    body = render([content], fmt.value, dpi, SheetLayout.ROLL)
+    return Rendered(body, MEDIA_TYPES[PrintFormat(fmt)], f"label-{found.vessel.code}.{fmt.value}")
+
+
+def preview_batch(
+    session: Session, *, batch_id: int, fmt: SheetFormat, sheet: SheetLayout, dpi: int
+) -> Rendered:
+    """The labels of the batch's vessels still in use, as their next print would come out: a
+    preview, which writes nothing (LBL-5)."""
+    context = batches.get(session, batch_id)
+    vessels = _live_vessels(session, context, lock=False)
+    return _sheet(context, vessels, _next_copies(session, vessels), fmt.value, sheet, dpi)
+
+
+def _sheet(
+    context: BatchContext,
+    vessels: Sequence[Vessel],
+    copies: Sequence[int],
+    fmt: str,
+    sheet: SheetLayout,
+    dpi: int,
+) -> Rendered:
+    contents = [
+        content_of(v, context.biopsy, context.patient, reprint=copy_number > 1)
+        for v, copy_number in zip(vessels, copies, strict=True)
+    ]
+    body = render(contents, fmt, dpi, sheet)
+    name = f"labels-{context.batch.batch_number}.{fmt}"
+    return Rendered(body, MEDIA_TYPES[PrintFormat(fmt)], name)
+
+
+def _reason_for(vessels: Sequence[Vessel], copies: Sequence[int], reason: str | None) -> None:
+    """A reprint needs its reason (LBL-5); checked on the locked vessels' print log."""
+    again = [v.code for v, copy_number in zip(vessels, copies, strict=True) if copy_number > 1]
+    if again and reason is None:
+        raise ReprintReasonRequired(
+            f"The label of {', '.join(again)} was printed before: say why it is printed again "
+            "(reason)."
+        )
 
 
 def _deliver(
@@ -114,12 +228,13 @@ def _deliver(
     fmt: str,
     dpi: int | None,
     printer: LabelPrinter | None,
-    body: bytes,
-) -> tuple[list[LabelPrint], PrintJob | None]:
-    """A print record per vessel, and for a printer the job carrying exactly `body` to it."""
+    reason: str | None,
+    document: Rendered,
+) -> Printed:
+    """A print record per vessel, and for a printer the job carrying exactly the document."""
     job = None
     if printer is not None:
-        job = printing.queue(session, actor=actor, printer=printer, payload=body.decode())
+        job = printing.queue(session, actor=actor, printer=printer, payload=document.body.decode())
     prints = [
         LabelPrint(
             vessel_id=v.id or 0,
@@ -130,61 +245,63 @@ def _deliver(
             printer_id=printer.id if printer else None,
             print_job_id=job.id if job else None,
             printed_by=actor.id or 0,
+            reason=reason,
         )
         for v, copy_number in zip(vessels, copies, strict=True)
     ]
     session.add_all(prints)
     session.flush()
-    return prints, job
+    return Printed(document=document, prints=prints, job=job)
 
 
 def _logged(
-    prints: Sequence[LabelPrint],
-    vessels: Sequence[Vessel],
-    printer: LabelPrinter | None,
-    job: PrintJob | None,
+    printed: Printed, vessels: Sequence[Vessel], printer: LabelPrinter | None
 ) -> dict[str, Any]:
     """What the `label.printed` event says of every print call: labels, printer, job."""
     return {
         "labels": [
             {"id": p.id, "code": v.code, "copy_number": p.copy_number}
-            for p, v in zip(prints, vessels, strict=True)
+            for p, v in zip(printed.prints, vessels, strict=True)
         ],
         "printer": printer.name if printer else None,
-        "print_job": job.id if job else None,
+        "print_job": printed.job.id if printed.job else None,
     }
 
 
+def _device(session: Session, printer_id: int | None) -> LabelPrinter | None:
+    return None if printer_id is None else printer(session, printer_id)
+
+
 def print_vessel(
-    session: Session,
-    *,
-    actor: User,
-    code: str,
-    fmt: LabelFormat,
-    dpi: int,
-    printer: LabelPrinter | None = None,
+    session: Session, *, actor: User, code: str, request: VesselPrintRequest
 ) -> Printed:
-    """The label of one vessel, logged as a print (a reprint after the first); with a printer,
-    also queued as a job for it."""
-    parsed = parse_vessel_code(code).value
-    found = identity_by_code(session, parsed, lock=True)
-    if found is None:
-        raise NotFound(f"No vessel has code {parsed}.")
+    """The vessel's label printed (LBL-5): downloaded, or queued as ZPL for a network printer at
+    its resolution; logged as a print, a reprint (with its reason) after the first."""
+    device = _device(session, request.printer_id)
+    found = _labelled_vessel(session, code, lock=True)
     if found.vessel.is_dose:
         integrity.require_release_intact(session, actor=actor, batch_id=found.vessel.batch_id)
     vessels = [found.vessel]
     (copy_number,) = copies = _next_copies(session, vessels)
+    _reason_for(vessels, copies, request.reason)
+    fmt = request.chosen_format
+    dpi = device.dpi if device else request.dpi or default_dpi(fmt)
     content = content_of(found.vessel, found.biopsy, found.patient, reprint=copy_number > 1)
-    body = render(content, fmt, dpi)
-    prints, job = _deliver(
+    document = Rendered(
+        render([content], fmt, dpi, SheetLayout.ROLL),
+        MEDIA_TYPES[PrintFormat(fmt)],
+        f"label-{found.vessel.code}.{fmt}",
+    )
+    printed = _deliver(
         session,
         actor=actor,
         vessels=vessels,
         copies=copies,
-        fmt=fmt.value,
+        fmt=fmt,
         dpi=dpi,
-        printer=printer,
-        body=body,
+        printer=device,
+        reason=request.reason,
+        document=document,
     )
     audit.record(
         session,
@@ -193,65 +310,37 @@ def print_vessel(
         entity_type=EntityType.VESSEL,
         entity_id=found.vessel.id,
         coi=found.patient.coi,
-        new=_logged(prints, vessels, printer, job)
-        | {"format": fmt.value, "dpi": dpi, "reprint": copy_number > 1},
+        new=_logged(printed, vessels, device)
+        | {"format": fmt, "dpi": dpi, "reprint": copy_number > 1},
+        reason=request.reason,
     )
-    return Printed(
-        body=body,
-        media_type=MEDIA_TYPES[fmt],
-        prints=prints,
-        filename=f"label-{parsed}.{fmt.value}",
-        job=job,
-    )
-
-
-def _batch_vessels(session: Session, context: BatchContext, *, live_only: bool) -> list[Vessel]:
-    """The batch's vessels in code order, locked in id order (the one lock order, ADR 0011)."""
-    ids = session.execute(select(Vessel.id).where(Vessel.batch_id == context.batch.id)).scalars()
-    locked = lock_vessels(session, list(ids))
-    chosen = [v for v in locked if not (live_only and VesselStatus(v.status) in NO_LONGER_IN_USE)]
-    return sorted(chosen, key=lambda v: v.sequence)
+    return printed
 
 
 def print_batch(
-    session: Session,
-    *,
-    actor: User,
-    batch_id: int,
-    fmt: SheetFormat,
-    sheet: SheetLayout,
-    dpi: int,
-    live_only: bool,
-    printer: LabelPrinter | None = None,
+    session: Session, *, actor: User, batch_id: int, request: BatchPrintRequest
 ) -> Printed:
-    """Every vessel label of the batch as one PDF (roll or A4 sheets) or one ZPL job, each label
-    logged as a print; with a printer, the ZPL also queued as a job for it."""
+    """The labels of the batch's vessels still in use printed as one PDF (roll or A4) or one
+    ZPL job (downloaded, or queued for a network printer), each label logged as a print."""
+    device = _device(session, request.printer_id)
     context = batches.get(session, batch_id, lock=True)
     integrity.require_release_intact(session, actor=actor, batch_id=batch_id)
-    vessels = _batch_vessels(session, context, live_only=live_only)
-    if not vessels:
-        raise InvalidState(f"Batch {context.batch.batch_number} has no vessel in use to label.")
+    vessels = _live_vessels(session, context, lock=True)
     copies = _next_copies(session, vessels)
-    contents = [
-        content_of(v, context.biopsy, context.patient, reprint=copy_number > 1)
-        for v, copy_number in zip(vessels, copies, strict=True)
-    ]
-    if fmt is SheetFormat.ZPL:
-        body = "".join(zpl.zpl(c, dpi) for c in contents).encode()
-        media = MEDIA_TYPES[LabelFormat.ZPL]
-    else:
-        labels = [layout(c) for c in contents]
-        body = pdf.roll(labels) if sheet is SheetLayout.ROLL else pdf.sheets(labels)
-        media = MEDIA_TYPES[SheetFormat.PDF]
-    prints, job = _deliver(
+    _reason_for(vessels, copies, request.reason)
+    fmt = request.chosen_format
+    dpi = device.dpi if device else request.dpi or default_dpi(fmt)
+    document = _sheet(context, vessels, copies, fmt, request.layout, dpi)
+    printed = _deliver(
         session,
         actor=actor,
         vessels=vessels,
         copies=copies,
-        fmt=fmt.value,
+        fmt=fmt,
         dpi=dpi,
-        printer=printer,
-        body=body,
+        printer=device,
+        reason=request.reason,
+        document=document,
     )
     audit.record(
         session,
@@ -260,48 +349,20 @@ def print_batch(
         entity_type=EntityType.BATCH,
         entity_id=batch_id,
         coi=context.patient.coi,
-        new=_logged(prints, vessels, printer, job)
+        new=_logged(printed, vessels, device)
         | {
-            "format": fmt.value,
-            "layout": sheet.value,
+            "format": fmt,
+            "layout": request.layout.value,
             "dpi": dpi,
             "reprints": sum(1 for c in copies if c > 1),
         },
+        reason=request.reason,
     )
-    name = f"labels-{context.batch.batch_number}.{fmt.value}"
-    return Printed(body=body, media_type=media, prints=prints, filename=name, job=job)
+    return printed
 
 
-def send_vessel_label(
-    session: Session, *, actor: User, code: str, printer_id: int
-) -> PrintJobPublic:
-    """The vessel's label queued for a network printer as ZPL at the printer's resolution."""
-    device = printer(session, printer_id)
-    printed = print_vessel(
-        session, actor=actor, code=code, fmt=LabelFormat.ZPL, dpi=device.dpi, printer=device
-    )
-    return _job_of(session, printed)
-
-
-def send_batch_labels(
-    session: Session, *, actor: User, batch_id: int, printer_id: int
-) -> PrintJobPublic:
-    """The labels of the batch's vessels still in use queued for a network printer as one job."""
-    device = printer(session, printer_id)
-    printed = print_batch(
-        session,
-        actor=actor,
-        batch_id=batch_id,
-        fmt=SheetFormat.ZPL,
-        sheet=SheetLayout.ROLL,
-        dpi=device.dpi,
-        live_only=True,
-        printer=device,
-    )
-    return _job_of(session, printed)
-
-
-def _job_of(session: Session, printed: Printed) -> PrintJobPublic:
+def job_of(session: Session, printed: Printed) -> PrintJobPublic:
+    """The print job a print to a network printer queued, as the queue shows it."""
     assert printed.job is not None
     return print_job(session, printed.job.id or 0)
 
@@ -333,31 +394,31 @@ def printers(session: Session) -> list[LabelPrinter]:
 
 
 def void(session: Session, *, actor: User, label_id: int, reason: str) -> LabelPrint:
-    """Void a printed label (misprint, torn, lost) with a reason; the print stays on record."""
-    label = session.get(LabelPrint, label_id, with_for_update=True)
+    """Void a printed label (misprint, torn, lost) with a reason: a `label_void` row naming the
+    print, which stays as it was (append-only). The vessel is locked first (batch, then vessel:
+    ADR 0011), so two voids of one label serialize and the second sees the first."""
+    label = session.get(LabelPrint, label_id)
     if label is None:
         raise NotFound(f"No label has id {label_id}.")
-    if label.voided_at is not None:
-        raise InvalidState(f"Label {label_id} is already voided.")
     vessel = session.get(Vessel, label.vessel_id)
     assert vessel is not None
-    patient = session.execute(
-        select(Patient)
-        .join(Biopsy, col(Biopsy.patient_id) == Patient.id)
-        .where(Biopsy.id == vessel.biopsy_id)
-    ).scalar_one()
-    label.voided_at = utcnow()
-    label.voided_by = actor.id
-    label.void_reason = reason
-    session.add(label)
-    session.flush()
+    found = identity_by_code(session, vessel.code, lock=True)
+    assert found is not None
+    already = InvalidState(f"Label {label_id} is already voided.")
+    if session.execute(select(LabelVoid.id).where(LabelVoid.label_print_id == label_id)).first():
+        raise already
+    add_unique(
+        session,
+        LabelVoid(label_print_id=label_id, reason=reason, voided_by=actor.id or 0),
+        already,
+    )
     audit.record(
         session,
         actor=actor,
         action=AuditAction.LABEL_VOIDED,
         entity_type=EntityType.VESSEL,
         entity_id=vessel.id,
-        coi=patient.coi,
+        coi=found.patient.coi,
         old={"label_id": label_id, "voided": False},
         new={
             "label_id": label_id,
@@ -377,10 +438,12 @@ def history(
     label_ids: Sequence[int] = (),
     job_ids: Sequence[int] | None = None,
 ) -> list[LabelPrintPublic]:
-    """Prints of the given vessels (or print jobs, or labels), oldest first, in two queries."""
+    """Prints of the given vessels (or print jobs, or labels) with their voids, oldest first, in
+    two queries."""
     query = (
-        select(LabelPrint, Vessel.code, LabelPrinter.name, PrintJob.status)
+        select(LabelPrint, LabelVoid, Vessel.code, LabelPrinter.name, PrintJob.status)
         .join(Vessel, col(Vessel.id) == LabelPrint.vessel_id)
+        .outerjoin(LabelVoid, col(LabelVoid.label_print_id) == LabelPrint.id)
         .outerjoin(LabelPrinter, col(LabelPrinter.id) == LabelPrint.printer_id)
         .outerjoin(PrintJob, col(PrintJob.id) == LabelPrint.print_job_id)
         .order_by(col(LabelPrint.id))
@@ -392,13 +455,17 @@ def history(
     else:
         query = query.where(col(LabelPrint.id).in_(list(label_ids)))
     rows = list(session.execute(query).all())
-    people = auth.usernames(session, [p.printed_by for p, _, _, _ in rows])
+    people = auth.usernames(
+        session,
+        [p.printed_by for p, *_ in rows] + [v.voided_by for _, v, *_ in rows if v is not None],
+    )
     return [
         LabelPrintPublic(
             id=p.id or 0,
             vessel_code=code,
             copy_number=p.copy_number,
             reprint=p.copy_number > 1,
+            reason=p.reason,
             format=p.format,
             dpi=p.dpi,
             printer=printer_name,
@@ -406,11 +473,12 @@ def history(
             job_status=job_status,
             printed_by=people[p.printed_by],
             printed_at=p.printed_at,
-            voided=p.voided_at is not None,
-            voided_at=p.voided_at,
-            void_reason=p.void_reason,
+            voided=voided is not None,
+            voided_at=voided.voided_at if voided else None,
+            voided_by=people[voided.voided_by] if voided else None,
+            void_reason=voided.reason if voided else None,
         )
-        for p, code, printer_name, job_status in rows
+        for p, voided, code, printer_name, job_status in rows
     ]
 
 
@@ -482,7 +550,8 @@ def vessel_history(session: Session, code: str) -> list[LabelPrintPublic]:
 
 def reconciliation(session: Session, batch_id: int) -> LabelReconciliation:
     """Labels printed against vessels that exist, for one batch (LBL-4), in three queries. A label
-    sent to a printer counts once its job is sent; until then it is awaited or failed."""
+    sent to a printer counts once its job is sent; until then it is awaited or failed. A voided
+    label is one a `label_void` row names."""
     batches.get(session, batch_id)
     vessels = list(
         session.execute(
@@ -491,13 +560,14 @@ def reconciliation(session: Session, batch_id: int) -> LabelReconciliation:
     )
     rows = list(
         session.execute(
-            select(LabelPrint, PrintJob.status)
+            select(LabelPrint, PrintJob.status, col(LabelVoid.id).is_not(None))
             .outerjoin(PrintJob, col(PrintJob.id) == LabelPrint.print_job_id)
+            .outerjoin(LabelVoid, col(LabelVoid.label_print_id) == LabelPrint.id)
             .where(col(LabelPrint.vessel_id).in_([v.id for v in vessels]))
         ).all()
     )
-    prints = [p for p, _ in rows]
-    unvoided = [(p, job_status) for p, job_status in rows if p.voided_at is None]
+    prints = [p for p, _, _ in rows]
+    unvoided = [(p, job_status) for p, job_status, voided in rows if not voided]
     on_vessels = {p.vessel_id for p, job_status in unvoided if job_status in _ON_A_LABEL}
     live = [v for v in vessels if VesselStatus(v.status) not in NO_LONGER_IN_USE]
     unlabelled = [v.code for v in live if v.id not in on_vessels]
@@ -510,7 +580,7 @@ def reconciliation(session: Session, batch_id: int) -> LabelReconciliation:
         unlabelled=unlabelled,
         labels_printed=len(prints),
         reprints=sum(1 for p in prints if p.copy_number > 1),
-        voided=sum(1 for p in prints if p.voided_at is not None),
+        voided=len(prints) - len(unvoided),
         awaiting_printer=sum(1 for _, s in unvoided if s == PrintJobStatus.QUEUED.value),
         printer_failed=sum(1 for _, s in unvoided if s == PrintJobStatus.FAILED.value),
         labels_of_gone_vessels=sum(

@@ -1,7 +1,7 @@
 """records and heads: chain heads, append-only GMP tables, a baseline snapshot of every record
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-02 04:30:00.000000
 
 AUD-7 (ADR 0018): `audit_head` keeps each chain's count and last hash, filled here from the
@@ -22,7 +22,7 @@ import app.models  # noqa: F401  (every tracked table mapped for the baseline)
 from app.audit import service as audit
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -187,17 +187,19 @@ def test_lbl3_a_vessel_label_goes_to_the_printer_as_its_zpl_once(
     assert printing.send_due(session_factory) == _none()
     assert zebra.received.empty()
 
-    # exactly the label's ZPL: the same label downloaded (a reprint) is it plus the REPRINT mark
-    download = api.get(
+    # exactly the label's ZPL: its preview now (the next print: a reprint) is it plus the mark
+    preview = api.get(
         Role.TECHNICIAN, f"/vessels/{dose}/label", params={"format": "zpl", "dpi": 300}
     )
-    assert download.status_code == 200, download.text
-    assert "^FDREPRINT^FS" in download.text
-    assert _without_reprint_mark(download.text) == sent
+    assert preview.status_code == 200, preview.text
+    assert "^FDREPRINT^FS" in preview.text
+    assert _without_reprint_mark(preview.text) == sent
 
-    # a second print to the printer is a reprint, marked on the label it prints
-    again = ok(api.post(Role.QA, f"/vessels/{dose}/print", {"printer_id": printer["id"]}), 201)
-    assert (again["labels"][0]["copy_number"], again["labels"][0]["reprint"]) == (3, True)
+    # a second print to the printer is a reprint, with its reason, marked on the label it prints
+    body = {"printer_id": printer["id"], "reason": "bag label torn in transit"}
+    again = ok(api.post(Role.QA, f"/vessels/{dose}/print", body), 201)
+    assert (again["labels"][0]["copy_number"], again["labels"][0]["reprint"]) == (2, True)
+    assert again["labels"][0]["reason"] == "bag label torn in transit"
     assert printing.send_due(session_factory) == _none(sent=1)
     assert "REPRINT" in zpl_jobs(zebra.job())[0].texts
 
@@ -233,15 +235,13 @@ def test_lbl3_a_batch_goes_to_the_printer_as_the_zpl_of_its_live_vessels(
     assert all(label.width == pytest.approx(dots(100, 203), abs=1) for label in labels)
     history = ok(api.get(Role.TECHNICIAN, f"/vessels/{doses[1]}/labels"))
     assert [(h["printer"], h["job_status"]) for h in history] == [(printer["name"], "sent")]
-    # the same labels downloaded are reprints; without their mark, byte for byte what was sent
-    download = api.get(
-        Role.TECHNICIAN, f"/batches/{batch['id']}/labels", params={"format": "zpl", "live": "true"}
-    )
-    assert download.status_code == 200, download.text
-    assert download.headers["X-Label-Reprints"] == "3"
-    assert _without_reprint_mark(download.text) == sent
+    # the sheet's preview now shows reprints; without their mark, byte for byte what was sent
+    preview = api.get(Role.TECHNICIAN, f"/batches/{batch['id']}/labels", params={"format": "zpl"})
+    assert preview.status_code == 200, preview.text
+    assert preview.text.count("^FDREPRINT^FS") == 3
+    assert _without_reprint_mark(preview.text) == sent
     reconciliation = ok(api.get(Role.QA, f"/batches/{batch['id']}/labels/reconciliation"))
-    assert reconciliation["complete"] is True and reconciliation["labels_printed"] == 6
+    assert reconciliation["complete"] is True and reconciliation["labels_printed"] == 3
     assert (reconciliation["awaiting_printer"], reconciliation["printer_failed"]) == (0, 0)
 
 
@@ -393,7 +393,12 @@ def test_rel_printing_needs_a_known_printer_and_a_lab_role(api: Api, db: Session
     paths = (f"/vessels/{tube}/print", f"/batches/{batch_id}/labels/print")
     for path in paths:
         error(api.post(Role.TECHNICIAN, path, {"printer_id": 987654}), 404, "not_found")
-        for body in ({}, {"printer_id": 0}, {"printer_id": "one"}, {"printer_id": 1, "copies": 2}):
+        for body in (
+            {"printer_id": 0},
+            {"printer_id": "one"},
+            {"printer_id": 1, "copies": 2},
+            {"printer_id": printer["id"], "format": "pdf"},  # a printer takes ZPL
+        ):
             error(api.post(Role.TECHNICIAN, path, body), 422, "invalid_request")
         error(api.post(Role.ADMIN, path, {"printer_id": printer["id"]}), 403, "forbidden")
     error(api.get(Role.ADMIN, "/printers"), 403, "forbidden")
@@ -410,3 +415,23 @@ def test_rel_printing_needs_a_known_printer_and_a_lab_role(api: Api, db: Session
     assert _prints(db) == 0
     assert db.execute(select(func.count()).select_from(PrintJob)).scalar_one() == 0
     assert audit_events(db, AuditAction.LABEL_PRINTED) == []
+
+
+def test_lbl5_a_reprint_to_a_printer_needs_a_reason_and_queues_nothing_without_one(
+    api: Api, db: Session, zebra: FakeZebra, session_factory: SessionFactory
+) -> None:
+    _, (dose, _) = api.formulated(doses=2)
+    printer = _printer(api, zebra.port)
+    ok(api.post(Role.TECHNICIAN, f"/vessels/{dose}/print", {"printer_id": printer["id"]}), 201)
+    assert printing.send_due(session_factory) == _none(sent=1)
+    assert "REPRINT" not in zpl_jobs(zebra.job())[0].texts
+    jobs = db.execute(select(func.count()).select_from(PrintJob)).scalar_one()
+    refused = api.post(Role.TECHNICIAN, f"/vessels/{dose}/print", {"printer_id": printer["id"]})
+    assert dose in error(refused, 422, "reprint_reason_required")
+    assert db.execute(select(func.count()).select_from(PrintJob)).scalar_one() == jobs
+    assert _prints(db) == 1
+    body = {"printer_id": printer["id"], "reason": "label peeled off in the freezer"}
+    job = ok(api.post(Role.TECHNICIAN, f"/vessels/{dose}/print", body), 201)
+    assert job["labels"][0]["reason"] == "label peeled off in the freezer"
+    assert printing.send_due(session_factory) == _none(sent=1)
+    assert "REPRINT" in zpl_jobs(zebra.job())[0].texts
