@@ -301,7 +301,7 @@ class Api:
         unlabelled = self.get(Role.TECHNICIAN, f"/batches/{batch_id}/labels/reconciliation")
         assert unlabelled.status_code == 200, unlabelled.text
         for code in sorted(doses & set(unlabelled.json()["unlabelled"])):
-            response = self.print_label(code, format="zpl")
+            response = self.print_label(code, format="zpl", reason="labelled for release")
             assert response.status_code == 200, response.text
 
     def prepare_release(self, batch_id: int) -> None:

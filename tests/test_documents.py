@@ -92,6 +92,7 @@ def certificates(draw: st.DrawFn) -> Certificate:
         out_of_specification_tests=[text()],
         recorded_by="clinician-1",
         recorded_at=WHEN,
+        signature=_signature(text()),
     )
     return Certificate(
         title="Certificate of conditional release",

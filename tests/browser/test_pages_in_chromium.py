@@ -9,7 +9,8 @@ from tests.helpers import PASSWORD, make_user
 
 def _sign_in_by_keyboard(page, base_url: str, username: str) -> None:
     page.goto(f"{base_url}/login")
-    # The username box has the focus: type, Tab to the password, Enter sends the form.
+    # The username box takes the focus by itself: type, Tab to the password, Enter sends it.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'username'")
     page.keyboard.type(username)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
@@ -25,6 +26,7 @@ def test_sec_a_technician_signs_in_and_scans_by_keyboard_alone(live, page):
     _sign_in_by_keyboard(page, base_url, tech.username)
     assert tech.full_name in page.inner_text("header")
     page.goto(f"{base_url}/scan")
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'code'")
     page.keyboard.type(batch["tube_code"])
     page.keyboard.press("Enter")
     page.wait_for_load_state()

@@ -58,8 +58,12 @@ def test_sig6_a_dose_whose_release_signature_no_longer_matches_is_not_used(api):
         custody(api, codes[2], "dispatched"),
         verify(api, check(who, codes[0])),
         infuse(api, check(who, codes[0]), witness),
-        api.get(Role.TECHNICIAN, f"/vessels/{codes[1]}/label", params={"format": "zpl"}),
-        api.get(Role.TECHNICIAN, f"/batches/{batch['id']}/labels", params={"format": "pdf"}),
+        api.print_label(codes[1], format="zpl", reason="bag label damaged"),
+        api.post(
+            Role.TECHNICIAN,
+            f"/batches/{batch['id']}/labels/print",
+            {"format": "pdf", "reason": "sheet lost"},
+        ),
     ]
     for response in refusals:
         detail = error(response, 409, MISMATCH)
