@@ -46,8 +46,15 @@ def build(session: Session, patient_id: int) -> TraceReport:
     custody: dict[str, list[str]] = {d["code"]: [] for d in found["doses"]}
     for event, code, who in storage.history(session, dose_ids):
         temperature = f" at {event.temperature_c:g} °C" if event.temperature_c is not None else ""
+        # A late entry says so, with when it was recorded and why (AUD-6).
+        late = (
+            f" (LATE ENTRY, recorded {utc(event.recorded_at)}: {event.late_reason})"
+            if event.late_reason is not None and event.recorded_at is not None
+            else ""
+        )
         custody[code].append(
             f"{utc(event.occurred_at)} {event.event} to {event.to_location}{temperature} by {who}"
+            f"{late}"
         )
     infusions = (
         {

@@ -255,3 +255,24 @@ def test_aud6_a_custody_event_that_waited_for_the_lock_is_checked_against_the_on
     with factory() as session:
         events = session.execute(select(CustodyEvent.to_location)).scalars().all()
         assert events == ["Incubator 5"]
+
+
+def test_aud6_a_late_custody_event_of_a_dose_is_marked_late_in_the_patients_trace_report(
+    api_with_skew,
+):
+    """'Marked late wherever it is shown': the trace report lists a dose's custody, so a late
+    dispatch says LATE ENTRY there, with its recording time and reason."""
+    api = api_with_skew(1)
+    batch, codes = api.released(doses=1)
+    released = datetime.now(UTC)
+    time.sleep(1.5)
+    reason = "dispatch note found in the courier bag"
+    body = {"event": "dispatched", "location": "Courier", "temperature_c": 4.5}
+    body |= {"occurred_at": iso(released), "late_reason": reason}
+    ok(_custody(api, codes[0], **body), 201)
+    patient_id = ok(api.get(Role.QA, f"/batches/{batch['id']}"))["patient_id"]
+    report = api.get(
+        Role.CLINICIAN, f"/patients/{patient_id}/trace-report", params={"format": "html"}
+    )
+    assert report.status_code == 200
+    assert "LATE ENTRY" in report.text and reason in report.text
