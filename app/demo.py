@@ -36,7 +36,8 @@ from app.qc import service as qc
 from app.qc.schemas import QcResultCreate
 from app.release import service as release
 from app.release.schemas import Decision, ReleaseCreate
-from app.signatures.schemas import SignatureInput
+from app.signatures import service as signatures
+from app.signatures.schemas import SignatureInput, SignedRecord
 from app.steps import service as steps
 from app.steps.schemas import OutputSpec, StepCreate
 from app.storage import service as storage
@@ -347,11 +348,11 @@ def prepare_release(
     _, tests = qc.specification_of(session, settings, context.batch)
     current = qc.current(qc.history(session, batch_id))
     review = SignatureInput(password=password, comment="Second-person review.")
-    for test in tests:
-        if test.critical and test.test in current:
-            qc.review(
-                session, settings, actor=reviewer, result_id=current[test.test].id or 0, data=review
-            )
+    critical = [current[t.test].id or 0 for t in tests if t.critical and t.test in current]
+    reviewed = signatures.of_records(session, SignedRecord.QC_RESULT, critical)
+    for result_id in critical:
+        if not reviewed[result_id]:
+            qc.review(session, settings, actor=reviewer, result_id=result_id, data=review)
     for code in unlabelled_doses(session, batch_id):
         labels.print_vessel(
             session, actor=labeller, code=code, request=VesselPrintRequest(format=PrintFormat.ZPL)

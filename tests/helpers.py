@@ -306,9 +306,24 @@ class Api:
 
     def prepare_release(self, batch_id: int) -> None:
         """What the gate asks besides results (REL-6): critical results reviewed by a second
-        person, every dose labelled."""
-        self.review_critical(batch_id)
-        self.label_doses(batch_id)
+        person, every dose labelled. A builder of state, so through the services in one
+        transaction (the reviews and prints themselves are tested through HTTP by their own
+        tests: `review_critical`, `label_doses`)."""
+        if not hasattr(self, "_preparers"):
+            self._preparers = (
+                make_user(self.db, self.settings, roles=[Role.QA]),
+                make_user(self.db, self.settings, roles=[Role.TECHNICIAN]),
+            )
+        reviewer, labeller = self._preparers
+        demo.prepare_release(
+            self.db,
+            self.settings,
+            batch_id,
+            reviewer=reviewer,
+            password=PASSWORD,
+            labeller=labeller,
+        )
+        self.db.commit()
 
     def decide(self, batch_id: int, decision: str = "release", **extra: Any) -> Response:
         body = {"decision": decision, "password": PASSWORD, "comment": "QA decision"} | extra
