@@ -1,12 +1,19 @@
 """Patients: registration with a COI assigned once (COI-1), duplicate MRN, voiding by QA."""
 
-from sqlalchemy import create_engine, text
+import pytest
+from sqlalchemy import create_engine, select, text
 
 from app.audit.actions import AuditAction
+from app.auth.models import User
 from app.auth.permissions import Role
+from app.db import unit_of_work
 from app.identity.codes import parse_coi
 from app.migrate import upgrade
-from tests.helpers import audit_events, unique
+from app.patients import service as patients
+from app.patients.models import Patient
+from app.patients.schemas import PatientCreate
+from tests.helpers import audit_events, make_user, unique
+from tests.races import Contender, committed_api, headers_of_new, wait_for_lock_waiters
 
 
 def test_coi1_registration_assigns_a_valid_unique_coi(api):
@@ -180,3 +187,39 @@ def test_coi1_migration_marks_case_twins_registered_before_and_merges_nothing(tm
         (4, "aB12", "AB12", 1, "COI4"),
         (5, "zz9", "ZZ9", None, "COI5"),
     ]
+
+
+@pytest.mark.postgres_only
+def test_coi1_two_registrations_of_one_mrn_in_two_cases_at_once_leave_one_patient(
+    committed_engine, settings
+):
+    """The case-insensitive check reads before it inserts, so two clinicians registering `cx-1`
+    and `CX-1` at the same moment both pass it; the unique index on the MRN key holds the second
+    insert until the first commits, then refuses it: one patient, and a 409, never two."""
+    stem = f"cx-{unique('r').lower()}"
+    with committed_api(committed_engine, settings) as (api, factory):
+        headers = headers_of_new(api, Role.CLINICIAN)
+        clinician = make_user(api.db, settings, roles=[Role.CLINICIAN])
+        with unit_of_work(factory) as session:
+            actor = session.get(User, clinician.id)
+            assert actor is not None
+            patients.register(session, settings, actor=actor, data=_create(stem))
+            late = Contender(
+                lambda: api.client.post(
+                    "/api/v1/patients",
+                    json=_create(stem.upper()).model_dump(mode="json"),
+                    headers=headers,
+                )
+            )
+            wait_for_lock_waiters(committed_engine, 1)
+        response = late.response()
+        assert response.status_code == 409 and response.json()["error"] == "duplicate_mrn"
+        with factory() as session:
+            keys = session.execute(select(Patient.mrn).where(Patient.mrn_key == stem.upper()))
+            assert list(keys.scalars()) == [stem]
+
+
+def _create(mrn: str) -> PatientCreate:
+    return PatientCreate(
+        mrn=mrn, family_name="Bianchi", given_name="Lia", birth_date="1985-04-04", sex="female"
+    )
