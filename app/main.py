@@ -33,6 +33,7 @@ from app.materials.api import router as catalogue_router
 from app.notifications.api import router as notifications_router
 from app.notifications.service import Worker
 from app.patients.api import router as patients_router
+from app.pipeline import settle_deferred
 from app.qc.api import router as qc_router
 from app.release.api import router as release_router
 from app.release.pages import router as release_pages
@@ -154,6 +155,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        try:
+            await settle_deferred(request)  # 401/403 come before 422
+        except HomewardError as refusal:
+            return await _homeward(request, refusal)
         detail, fields = _describe_validation(exc)
         if _is_page(request):
             return page_error(request, InvalidRequest(detail))

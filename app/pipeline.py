@@ -7,16 +7,18 @@ for those locks, the server hangs for good (docs/adr/0014). Here instead:
 
 1. `SessionDep` admits the request (one of `threadpool_size` slots, waited for at most
    `busy_timeout_s`, else 503 `busy`) and gives it a session that has not touched the database.
-2. Authentication runs in one thread call and ends its (read-only) transaction there.
-3. A route built by `Router` runs its whole body and the commit in one thread call; the
-   response is validated afterwards, on the event loop, with no transaction open.
+2. Dependencies that need the database (authentication) do not touch it on the event loop:
+   they return a `Deferred`, resolved inside the route's unit of work.
+3. A route built by `Router` resolves its deferred dependencies, runs its whole body and the
+   commit in ONE thread call, in one transaction; the response is validated afterwards, on the
+   event loop, with no transaction open.
 """
 
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -28,6 +30,7 @@ from app.db import reads_only, transaction
 from app.errors import Busy
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -45,6 +48,7 @@ def _limiters(request: Request) -> tuple[anyio.CapacityLimiter, anyio.CapacityLi
 
 
 _LIMITER = "homeward_execution_limiter"
+_DEFERRED = "homeward_deferred"
 
 
 async def in_thread(session: Session, work: Callable[[], T]) -> T:
@@ -61,6 +65,7 @@ async def _admitted_session(request: Request) -> AsyncIterator[Session]:
         raise Busy("The server is at capacity; nothing was changed, retry shortly.")
     session = request.app.state.session_factory()
     session.info[_LIMITER] = execution
+    request.state.homeward_session = session
     try:
         yield session
     finally:
@@ -76,6 +81,28 @@ async def _admitted_session(request: Request) -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(_admitted_session, scope="function")]
 
 
+class Deferred(Generic[T]):
+    """A dependency's value that needs the request's transaction (ADR 0014).
+
+    Resolved once, by the route's unit of work, in its thread and transaction, before the
+    endpoint runs; `then` chains a check on the value (a permission) resolved with it.
+    """
+
+    def __init__(self, session: Session, resolve: Callable[[Session], T]) -> None:
+        self.session = session
+        self._resolve = resolve
+        self._value: tuple[T] | None = None
+        session.info.setdefault(_DEFERRED, []).append(self)
+
+    def then(self, step: Callable[[T], U]) -> "Deferred[U]":
+        return Deferred(self.session, lambda session: step(self.resolve()))
+
+    def resolve(self) -> T:
+        if self._value is None:
+            self._value = (self._resolve(self.session),)
+        return self._value[0]
+
+
 def run_unit(session: Session, work: Callable[[], T], *, read_only: bool) -> T:
     """`work` and its commit as one transaction on `session`, in the calling thread."""
     with reads_only() if read_only else nullcontext(), transaction(session):
@@ -88,8 +115,9 @@ def _unit_of_work_endpoint(endpoint: Callable[..., Any], *, read_only: bool) -> 
     @functools.wraps(endpoint)
     async def run(**kwargs: Any) -> Any:
         sessions = {id(v): v for v in kwargs.values() if isinstance(v, Session)}
+        sessions |= {id(v.session): v.session for v in kwargs.values() if isinstance(v, Deferred)}
         assert len(sessions) <= 1, "a route has one session"
-        work = functools.partial(endpoint, **kwargs)
+        work = functools.partial(_resolved_call, endpoint, kwargs)
         if not sessions:
             return await anyio.to_thread.run_sync(work)
         (session,) = sessions.values()
@@ -98,6 +126,30 @@ def _unit_of_work_endpoint(endpoint: Callable[..., Any], *, read_only: bool) -> 
         )
 
     return run
+
+
+async def settle_deferred(request: Request) -> None:
+    """Resolve the request's deferred dependencies in a read-only unit of work of their own.
+
+    For a request refused before its route ran (an invalid body): who is calling, and whether
+    they may, is still answered first (401/403 before 422), as if authentication had run first.
+    """
+    session: Session | None = getattr(request.state, "homeward_session", None)
+    deferred = session.info.get(_DEFERRED, []) if session is not None else []
+    if session is None or not deferred:
+        return
+
+    def settle() -> None:
+        for value in deferred:
+            value.resolve()
+
+    await in_thread(session, functools.partial(run_unit, session, settle, read_only=True))
+
+
+def _resolved_call(endpoint: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    """`endpoint(**kwargs)` with every deferred dependency resolved first, in its order."""
+    values = {k: v.resolve() if isinstance(v, Deferred) else v for k, v in kwargs.items()}
+    return endpoint(**values)
 
 
 class UnitOfWorkRoute(APIRoute):

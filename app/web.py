@@ -16,7 +16,7 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
 from app.errors import AccountLocked, HomewardError, InvalidCredentials, NotAuthenticated
-from app.pipeline import Router, SessionDep
+from app.pipeline import Deferred, Router, SessionDep
 from app.websecurity import csrf_field
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -40,18 +40,18 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
-async def page_principal(request: Request, session: SessionDep) -> Principal:
+async def page_principal(request: Request, session: SessionDep) -> Deferred[Principal]:
     """The logged-in user of a page, from the HttpOnly cookie set at login."""
     token = request.cookies.get(TOKEN_COOKIE)
     if not token:
         raise NotAuthenticated("Log in to continue.")
-    return await principal_of(session, request.app.state.settings, token)
+    return principal_of(session, request.app.state.settings, token)
 
 
 PagePrincipal = Annotated[Principal, Depends(page_principal)]
 
 
-def page_require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+def page_require(permission: Permission) -> Callable[..., Awaitable[Deferred[Principal]]]:
     """auth.deps.require for pages: the principal comes from the cookie."""
     return require(permission, source=page_principal)
 

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from app.audit.chain import GLOBAL_SCOPE
 from app.auth.permissions import Role
+from app.auth.security import token_digest
 from app.db import session_factory_for
 from tests.helpers import Api, audit_events
 from tests.server import running_server
@@ -123,3 +124,32 @@ def test_perf_reads_do_not_wait_behind_a_writer_and_writes_are_busy_past_the_bou
         _busy(write)
     else:
         assert write.status_code == 200, write.text
+
+
+@pytest.mark.postgres_only
+def test_perf_a_token_whose_touch_another_request_holds_is_not_waited_for(
+    lab, committed_engine, settings
+):
+    """Authentication runs in the request's own transaction (ADR 0014), and may touch its token
+    (move its idle expiry). A token row locked by another request's touch is skipped, never
+    waited for: the request answers at once instead of waiting past the bound."""
+    api, _, batch, flasks = lab
+    headers = api.as_role(Role.TECHNICIAN)
+    digest = token_digest(settings, headers["Authorization"].removeprefix("Bearer "))
+    stale = text(
+        "UPDATE auth_token SET last_used_at = now() - interval '5 minutes' WHERE digest = :d"
+    )
+    with committed_engine.begin() as setup:
+        setup.execute(stale, {"d": digest})  # a touch is due on the next request
+    with committed_engine.connect() as holder:
+        holder.execute(
+            text("SELECT digest FROM auth_token WHERE digest = :d FOR UPDATE"), {"d": digest}
+        ).one()
+        started = time.perf_counter()
+        response = api.post(
+            Role.TECHNICIAN, "/scan", {"code": flasks[0], "expect": {"batch_id": batch["id"]}}
+        )
+        waited = time.perf_counter() - started
+        holder.rollback()
+    assert response.status_code == 200, response.text
+    assert waited < BOUND_S, f"the request waited {waited:.2f} s for the token row"

@@ -106,15 +106,17 @@ def _append_pending(session: OrmSession) -> None:
     pending[:0] = _snapshot_events(session, pending)
     if not pending:
         return
+    # Core statements on the connection: the ORM's execution layer is not needed here.
+    connection = session.connection()
     heads: dict[str, str] = {}
     counts: dict[str, int] = {}
     # Heads locked in one order (by scope name), so two transactions that append to the same
     # two chains cannot deadlock.
     for scope in sorted({event.scope for event in pending}):
-        row = session.execute(_LOCK_HEAD, {"scope": scope}).first()
+        row = connection.execute(_LOCK_HEAD, {"scope": scope}).first()
         if row is None:
-            session.execute(_NEW_HEAD, {"scope": scope})
-            row = session.execute(_LOCK_HEAD, {"scope": scope}).one()
+            connection.execute(_NEW_HEAD, {"scope": scope})
+            row = connection.execute(_LOCK_HEAD, {"scope": scope}).one()
         counts[scope], heads[scope] = row
     rows = []
     for event in pending:
@@ -123,12 +125,12 @@ def _append_pending(session: OrmSession) -> None:
         event.hash = heads[event.scope] = event_hash(**fields)
         rows.append(fields | {"hash": event.hash})
     # A Core INSERT: the ORM's unit of work cost more CPU than the append itself.
-    seqs = session.execute(_APPEND, rows).scalars().all()
+    seqs = connection.execute(_APPEND, rows).scalars().all()
     last_seq: dict[str, int] = {}
     for event, seq in zip(pending, seqs, strict=True):
         event.seq = last_seq[event.scope] = seq
         counts[event.scope] += 1
-    session.execute(
+    connection.execute(
         _SET_HEAD,
         [
             {"b_scope": scope, "b_count": counts[scope], "b_seq": seq, "b_hash": heads[scope]}

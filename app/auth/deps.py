@@ -13,7 +13,7 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.config import Settings, SettingsDep
 from app.errors import NotAuthenticated
-from app.pipeline import SessionDep, in_thread, run_unit
+from app.pipeline import Deferred, SessionDep
 
 TOKEN_COOKIE = "homeward_token"
 
@@ -31,29 +31,37 @@ async def request_token(request: Request, header_token: str | None = Depends(bea
 TokenDep = Annotated[str, Depends(request_token)]
 
 
-async def principal_of(session: Session, settings: Settings, token: str) -> Principal:
-    """The token's principal, read in one thread call that also ends its transaction."""
-    authenticate = partial(service.authenticate, session, settings, token)
-    return await in_thread(session, partial(run_unit, session, authenticate, read_only=True))
+def principal_of(session: Session, settings: Settings, token: str) -> Deferred[Principal]:
+    """The token's principal, read in the request's own unit of work (one thread call, one
+    transaction with the route's work: app/pipeline.py, ADR 0014)."""
+    return Deferred(session, lambda db: service.authenticate(db, settings, token))
 
 
 async def current_principal(
     session: SessionDep, settings: SettingsDep, token: TokenDep
-) -> Principal:
-    return await principal_of(session, settings, token)
+) -> Deferred[Principal]:
+    return principal_of(session, settings, token)
 
 
+# The route receives the resolved Principal (the unit of work resolves Deferred values).
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+def _permitted(permission: Permission, principal: Principal) -> Principal:
+    principal.require(permission)
+    return principal
+
+
 def require(
-    permission: Permission, source: Callable[..., Awaitable[Principal]] = current_principal
-) -> Callable[[Principal], Awaitable[Principal]]:
+    permission: Permission,
+    source: Callable[..., Awaitable[Deferred[Principal]]] = current_principal,
+) -> Callable[..., Awaitable[Deferred[Principal]]]:
     """A dependency that admits only principals (from `source`) whose roles grant `permission`."""
 
-    async def dependency(principal: Annotated[Principal, Depends(source)]) -> Principal:
-        principal.require(permission)
-        return principal
+    async def dependency(
+        principal: Annotated[Deferred[Principal], Depends(source)],
+    ) -> Deferred[Principal]:
+        return principal.then(partial(_permitted, permission))
 
     dependency.permission = permission  # type: ignore[attr-defined]  # read by the route walk test
     return dependency

@@ -384,15 +384,23 @@ def authenticate(session: Session, settings: Settings, token: str) -> Principal:
 def _touch(session: Session, digest: str, now: datetime) -> None:
     """Record the token's use; best effort, since it only moves the idle expiry forward.
 
-    On SQLite the request's read transaction may be unable to take the write lock at once
-    (another writer is active): the token is then touched by a later request.
+    It runs in the request's own transaction (ADR 0014), so the row lock it takes is held to
+    the commit: a token row another request is touching is skipped (`SKIP LOCKED`), never
+    waited for. On SQLite the request's read transaction may be unable to take the write lock
+    at once (another writer is active): the token is then touched by a later request.
     """
+    free = (
+        select(col(AuthToken.digest))
+        .where(col(AuthToken.digest) == digest)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
     try:
         with session.begin_nested():
             session.execute(
                 update(AuthToken)
                 .where(
-                    col(AuthToken.digest) == digest,
+                    col(AuthToken.digest) == free,
                     col(AuthToken.last_used_at) < now - TOUCH_INTERVAL,
                 )
                 .values(last_used_at=now)
