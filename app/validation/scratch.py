@@ -30,6 +30,11 @@ def now(**delta: float) -> str:
     return (datetime.now(UTC) + timedelta(**delta)).isoformat()
 
 
+def full_name(walk: Walk, key: str) -> str:
+    """The printed name of the scratch user `key` (what its signatures show)."""
+    return f"OQ {walk.run_id} {key}"
+
+
 def preconditions(walk: Walk, admin_username: str, admin_password: str) -> dict[str, Any]:
     """Check the install can be walked and create the scratch users; what the report states as
     the environment. Raises PreconditionFailed with a sentence for the site's QA."""
@@ -47,7 +52,7 @@ def preconditions(walk: Walk, admin_username: str, admin_password: str) -> dict[
             f"{API}/users",
             json={
                 "username": username,
-                "full_name": f"OQ {walk.run_id} {key}",
+                "full_name": full_name(walk, key),
                 "password": password,
                 "roles": roles,
             },
@@ -167,5 +172,28 @@ def passing_value(row: dict[str, Any]) -> Any:
 
 
 def failing_value(row: dict[str, Any]) -> Any:
-    """A value outside a test's limits."""
+    """A value outside a test's limits, or an answer that fails."""
+    if row.get("expected") is not None:
+        failing = [answer for answer, passes in (row.get("answers") or {}).items() if not passes]
+        return failing[0] if failing else f"not {row['expected']}"
     return row["max"] * 2 if row.get("max") is not None else row["min"] / 2
+
+
+def formulated_batch(walk: Walk, suffix: str) -> tuple[dict[str, Any], list[str]]:
+    """A further scratch patient's batch taken to quarantine: (batch, dose codes)."""
+    biopsy_ = biopsy(walk, patient(walk, suffix)["id"])
+    walk.json(receive(walk, biopsy_, biopsy_["tube_code"]), "the biopsy's receipt")
+    made = walk.call(
+        "tech", "POST", "/batches", status=201, why="a batch", json={"biopsy_id": biopsy_["id"]}
+    )
+    batch = walk.json(made, "the batch")
+    code = biopsy_["tube_code"]
+    for kind, outputs in (
+        ("isolation", [{"kind": "flask"}]),
+        ("passage", [{"kind": "flask"}]),
+        ("harvest", [{"kind": "tube"}]),
+        ("formulation", [dose(), dose()]),
+    ):
+        made = walk.json(step(walk, batch["id"], kind, [code], outputs), kind)
+        code = made["outputs"][0]["code"]
+    return batch, [output["code"] for output in made["outputs"]]

@@ -284,9 +284,11 @@ def rel3(walk: Walk) -> None:
 def sig2(walk: Walk) -> None:
     signature = walk.need("released")["signature"]
     walk.verify(
-        "the signature shows printed name, time and meaning",
+        "the signature shows the signer's printed name, the time and the meaning",
         signature,
-        signature["signed_by"] and signature["signed_at"] and signature["meaning"] == "released",
+        signature["signed_by"] == scratch.full_name(walk, "qa")
+        and bool(signature["signed_at"])
+        and signature["meaning"] == "released",
     )
 
 
@@ -307,8 +309,13 @@ def sig3(walk: Walk) -> None:
         ),
         "releases",
     )
-    text = str(releases)
-    walk.verify("the record still matches its signature", "matches", "'matches': True" in text)
+    releases = releases if isinstance(releases, list) else [releases]
+    shown = [(r["signature"]["record_hash"], r["signature"]["matches"]) for r in releases]
+    walk.verify(
+        "the release as read now shows the signed hash and that it still matches",
+        shown,
+        (signature["record_hash"], True) in shown,
+    )
 
 
 def rel5(walk: Walk) -> None:
@@ -322,11 +329,12 @@ def rel5(walk: Walk) -> None:
         why="the release certificate",
         params={"format": "html"},
     )
-    walk.verify(
-        "the certificate names the COI, the DIN and the signer",
-        "COI, DIN",
-        patient["coi"] in html.text and batch["din"] in html.text,
-    )
+    shown = {
+        "COI": patient["coi"] in html.text,
+        "DIN": batch["din"] in html.text,
+        "signer": scratch.full_name(walk, "qa") in html.text,
+    }
+    walk.verify("the certificate names the COI, the DIN and the signer", shown, all(shown.values()))
     pdf = walk.call(
         "clinician",
         "GET",
@@ -336,3 +344,62 @@ def rel5(walk: Walk) -> None:
         params={"format": "pdf"},
     )
     walk.verify("a PDF", pdf.content[:5], pdf.content[:5] == b"%PDF-")
+
+
+def rel2(walk: Walk) -> None:
+    batch, doses = scratch.formulated_batch(walk, "C")
+    path = f"/batches/{batch['id']}"
+    rows = walk.json(walk.call("tech", "GET", f"{path}/qc", status=200, why="its tests"), "QC")
+    pending = next(row for row in rows["tests"] if row.get("expected") is not None)
+    for row in rows["tests"]:
+        if row["test"] != pending["test"]:
+            value = scratch.passing_value(row)
+            walk.json(_result(walk, path, row["test"], value, "a passing result"), "a result")
+    rows = walk.json(walk.call("tech", "GET", f"{path}/qc", status=200, why="to review"), "QC")
+    for row in rows["tests"]:
+        if row.get("critical") and row.get("result_id") and not row.get("reviewed"):
+            walk.call(
+                "reviewer",
+                "POST",
+                f"/qc-results/{row['result_id']}/review",
+                status=200,
+                why="the second person's review",
+                json={"password": walk.actors["reviewer"].password},
+            )
+    for code in doses:
+        walk.call("tech", "POST", f"/vessels/{code}/print", status=200, why="dose label", json={})
+    decided = walk.call(
+        "qa",
+        "POST",
+        f"{path}/release",
+        status=200,
+        why=f"a conditional release naming {pending['test']} as pending",
+        json={
+            "decision": "conditional_release",
+            "pending_tests": [pending["test"]],
+            "meaning": "released",
+            "password": walk.actors["qa"].password,
+            "comment": "OQ conditional release of a scratch batch",
+        },
+    )
+    walk.json(decided, "the conditional release")
+    late = scratch.failing_value(pending)
+    failed = walk.json(_result(walk, path, pending["test"], late, "the late result"), "result")
+    walk.verify("the late result fails", failed["outcome"], failed["outcome"] == "fail")
+    held = walk.json(walk.call("qa", "GET", path, status=200, why="the batch after it"), "batch")
+    walk.verify(
+        "the late failure raised an alert and put the batch on hold",
+        (held["status"], [alert["kind"] for alert in held.get("alerts", [])]),
+        held["status"] == "on_hold" and bool(held.get("alerts")),
+    )
+
+
+def _result(walk: Walk, path: str, test: str, value: object, why: str):
+    return walk.call(
+        "tech",
+        "POST",
+        f"{path}/qc-results",
+        status=201,
+        why=why,
+        json={"test": test, "value": value},
+    )
