@@ -33,7 +33,7 @@ TEST_FIELDS += ("expected", "answers", "critical")
 def put_a_signed_specification_in_force(url: str, password: str = QA_PASSWORD) -> dict:
     """What the site's QA does before the qualification: a specification of their own in force,
     e-signed (and approved, where the install asks for approval)."""
-    with httpx.Client(base_url=url) as http:
+    with httpx.Client(base_url=url, timeout=30) as http:
         qa = sign_in(http, QA, password, "qa")
         shipped = http.get(f"{API}/specifications", headers=qa.headers).json()[0]
         body = {
@@ -102,7 +102,7 @@ def install(committed_engine: Engine, settings: Settings) -> Iterator[str]:
 
 
 def _trail_of_the_real_patient(url: str) -> list[dict]:
-    with httpx.Client(base_url=url) as http:
+    with httpx.Client(base_url=url, timeout=30) as http:
         qa = sign_in(http, QA, QA_PASSWORD, "qa")
         (real,) = [
             p
@@ -113,7 +113,7 @@ def _trail_of_the_real_patient(url: str) -> list[dict]:
 
 
 def _sign(url: str, body: dict) -> httpx.Response:
-    with httpx.Client(base_url=url) as http:
+    with httpx.Client(base_url=url, timeout=30) as http:
         qa = sign_in(http, QA, QA_PASSWORD, "qa")
         return http.post(f"{API}/validation-reports", json=body, headers=qa.headers)
 
@@ -151,7 +151,7 @@ def test_val1_homeward_validate_walks_a_live_install_and_qa_signs_the_report(
     assert content["environment"]["software"] == "Homeward 0.1.0"
 
     assert _trail_of_the_real_patient(install) == real_trail, "the walk touched a real record"
-    with httpx.Client(base_url=install) as http:
+    with httpx.Client(base_url=install, timeout=30) as http:
         admin = sign_in(http, ADMIN, ADMIN_PASSWORD, "admin")
         users = http.get(f"{API}/users", headers=admin.headers).json()
         scratch_users = [u for u in users if u["username"].startswith(f"oq-{content['run_id']}-")]
@@ -179,7 +179,7 @@ def test_val1_homeward_validate_walks_a_live_install_and_qa_signs_the_report(
     signature = signed.json()["signature"]
     assert signature["signed_by"] == "Site QA" and signature["meaning"] == "approved"
     assert signature["matches"] is True
-    with httpx.Client(base_url=install) as http:
+    with httpx.Client(base_url=install, timeout=30) as http:
         qa = sign_in(http, QA, QA_PASSWORD, "qa")
         listed = http.get(
             f"{API}/validation-reports", params={"sha256": sha256}, headers=qa.headers
@@ -220,7 +220,7 @@ def test_val1_signing_needs_a_hash_a_meaning_of_a_report_and_qa(install: str):
     ):
         answer = _sign(install, body)
         assert answer.status_code == 422 and answer.json()["error"] == "invalid_request", body
-    with httpx.Client(base_url=install) as http:
+    with httpx.Client(base_url=install, timeout=30) as http:
         admin = sign_in(http, ADMIN, ADMIN_PASSWORD, "admin")
         body = {"sha256": "a" * 64, "password": ADMIN_PASSWORD}
         answer = http.post(f"{API}/validation-reports", json=body, headers=admin.headers)

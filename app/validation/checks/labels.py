@@ -22,7 +22,8 @@ def lbl1(walk: Walk) -> None:
         "tech",
         "GET",
         f"/vessels/{flask}/label",
-        status=(404, 409, 410, 422),
+        status=409,
+        error="invalid_state",
         why="a consumed vessel gets no label",
         params={"format": "svg"},
     )

@@ -50,7 +50,8 @@ def aud6(walk: Walk) -> None:
         "tech",
         "POST",
         f"/vessels/{code}/custody",
-        status=(409, 422),
+        status=409,
+        error="out_of_order",
         why="a custody event dated before the vessel existed is refused",
         json={
             "event": "moved",
