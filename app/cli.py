@@ -29,6 +29,7 @@ from app.demo import seed
 from app.errors import HomewardError
 from app.logs import log_config
 from app.migrate import upgrade
+from app.validation.run import run as run_validation
 
 cli = typer.Typer(
     help="Homeward: chain-of-identity LIS for autologous cell therapy.", no_args_is_help=True
@@ -236,6 +237,39 @@ def bench(
     progress("done")
     shown = json.dumps(report.with_bars(figures), indent=2) if json_output else None
     typer.echo(shown or report.table(figures))
+
+
+@cli.command("validate")
+def validate(
+    url: Annotated[str, typer.Option(help="Base URL of the live install, e.g. https://lis.site")],
+    admin: Annotated[str, typer.Option(help="An admin account of the install")],
+    out: Annotated[Path, typer.Option(help="Directory the report is written to")] = Path(
+        "validation-report"
+    ),
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Operational qualification of a live install (VAL-1): walk every requirement through the
+    public API on scratch records, write report.json/.html/.pdf and SHA256SUMS to --out; exit 0
+    when every requirement walked passed, 1 when one did not, 2 when a precondition failed."""
+    if not password_stdin:
+        raise typer.BadParameter(
+            "pass the admin's password on standard input with --password-stdin"
+        )
+    password = sys.stdin.readline().rstrip("\r\n")
+    report = run_validation(url, admin, password, progress=lambda step: typer.echo(step, err=True))
+    files = report.write(out)
+    content = report.content
+    typer.echo(f"verdict: {content['verdict'].upper()}")
+    if content["precondition"]:
+        typer.echo(f"precondition failed: {content['precondition']}")
+    typer.echo(", ".join(f"{n} {key}" for key, n in content["summary"].items()))
+    for outcome in content["checks"]:
+        if outcome["status"] != "pass":
+            typer.echo(f"  {outcome['requirement']}: {outcome['status']} {outcome['note'] or ''}")
+    typer.echo(f"report: {files['report.pdf']} and {files['report.html']}")
+    typer.echo(f"sha256 (QA signs this in Homeward): {report.sha256}")
+    if content["verdict"] != "pass":
+        raise typer.Exit(2 if content["precondition"] else 1)
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ from app.scan.pages import router as scan_pages
 from app.specifications.api import router as specifications_router
 from app.steps.api import router as steps_router
 from app.storage.api import router as storage_router
+from app.validation.api import router as validation_router
 from app.web import STATIC_DIR, page_error, render
 from app.web import router as home_page
 from app.websecurity import SecurityHeaders, csrf_protect
@@ -65,6 +66,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     clinic_router,
     notifications_router,
     audit_router,
+    validation_router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     home_page,

@@ -18,6 +18,7 @@ from app.signatures.models import Signature
 from app.specifications.models import Specification, SpecificationTest
 from app.steps.models import Step, StepEquipment, StepInput, StepMaterial
 from app.storage.models import CustodyEvent, Location
+from app.validation.models import ValidationReport
 from app.vessels.models import Vessel
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "StepMaterial",
     "User",
     "UserRole",
+    "ValidationReport",
     "Vessel",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -22,6 +22,7 @@ class EntityType(StrEnum):
     PRINTER = "printer"
     PRINT_JOB = "print_job"
     INFUSION = "infusion"
+    VALIDATION_REPORT = "validation_report"
     RECORD = "record"  # snapshots of written rows (AUD-7): in no entity's own timeline
 
 
@@ -86,3 +87,4 @@ class AuditAction(StrEnum):
     WEBHOOK_QUEUED = "webhook.queued"
     RECORDS_WRITTEN = "records.written"
     RECORDS_BASELINE = "records.baseline"
+    VALIDATION_REPORT_SIGNED = "validation_report.signed"

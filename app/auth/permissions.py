@@ -53,6 +53,7 @@ class Permission(StrEnum):
     WEBHOOKS_READ = "webhooks.read"
     AUDIT_READ = "audit.read"  # the trail of records of no patient (users, logins)
     PATIENT_AUDIT_READ = "audit.read_patient"  # patients' trails, which hold personal data
+    VALIDATION_SIGN = "validation.sign"  # QA e-signs an operational-qualification report (VAL-1)
 
 
 _LAB_READ = frozenset(
@@ -95,6 +96,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.CLINIC_BOARD,
         Permission.TRACE_REPORT,
         Permission.WEBHOOKS_READ,
+        Permission.VALIDATION_SIGN,
     },
     Role.CLINICIAN: _LAB_READ
     | {

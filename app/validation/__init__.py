@@ -1,0 +1,1 @@
+"""Operational qualification of a live install (`homeward validate`, VAL-1, ADR 0025)."""
