@@ -15,11 +15,14 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from app import demo
+from app.auth import service as auth
+from app.auth.permissions import Role
 from app.config import Settings
-from app.db import SessionFactory, make_engine
+from app.db import SessionFactory, make_engine, session_factory_for, unit_of_work
 from app.main import create_app
 from app.migrate import upgrade
-from tests.helpers import Api
+from tests.helpers import PASSWORD, Api
 
 PG_ENV = "HOMEWARD_TEST_DATABASE_URL"
 
@@ -34,13 +37,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def _approve_installed(url: str) -> None:
+    """QC-3: what a site's QA does before first use, done once per test database through the
+    services with a real e-signature: approve the shipped default specification and GMP settings
+    (so every test can register batches; tests of change control itself use `fresh_engine`)."""
+    settings = Settings(database_url=url, argon2_time_cost=1, argon2_memory_kib=1024)
+    engine = make_engine(url)
+    try:
+        with unit_of_work(session_factory_for(engine)) as session:
+            approver = auth.create_user(
+                session,
+                settings,
+                actor="test",
+                username="installation-qa",
+                full_name="Installation QA",
+                password=PASSWORD,
+                roles=[Role.QA],
+            )
+            demo.approve_installed(session, settings, approver=approver, password=PASSWORD)
+    finally:
+        engine.dispose()
+
+
 @contextmanager
-def _migrated_database(directory: Path) -> Iterator[str]:
-    """A new database at the newest schema, dropped afterwards: PostgreSQL if configured."""
+def _migrated_database(directory: Path, *, approved: bool = True) -> Iterator[str]:
+    """A new database at the newest schema, dropped afterwards: PostgreSQL if configured. With
+    `approved`, the shipped specification and GMP settings are approved by QA (QC-3)."""
     server_url = os.environ.get(PG_ENV)
     if not server_url:
         url = f"sqlite:///{directory / f'homeward-{uuid.uuid4().hex[:8]}.db'}"
         upgrade(url)
+        if approved:
+            _approve_installed(url)
         yield url
         return
     name = f"homeward_test_{uuid.uuid4().hex[:12]}"
@@ -51,6 +79,8 @@ def _migrated_database(directory: Path) -> Iterator[str]:
     url = server.set(database=name).render_as_string(hide_password=False)
     try:
         upgrade(url)
+        if approved:
+            _approve_installed(url)
         yield url
     finally:
         with admin.connect() as connection:
@@ -69,6 +99,18 @@ def committed_engine(tmp_path: Path) -> Iterator[Engine]:
     """An engine on a database of its own whose commits are real: for tests of concurrent
     transactions, which cannot share the rolled-back test transaction."""
     with _migrated_database(tmp_path) as url:
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture
+def fresh_engine(tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a database of its own as installed: at the newest schema, nothing approved
+    (QC-3), commits real."""
+    with _migrated_database(tmp_path, approved=False) as url:
         engine = make_engine(url)
         try:
             yield engine

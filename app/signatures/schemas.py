@@ -25,6 +25,7 @@ class SignedRecord(StrEnum):
     DEVIATION = "deviation"
     RELEASE = "release"
     PHYSICIAN_ACCEPTANCE = "physician_acceptance"
+    GMP_SETTING = "gmp_setting"
 
 
 # A password is checked, never stored or echoed; bounded so hashing cannot be abused.
