@@ -108,7 +108,7 @@ def current(session: Session, group: Group) -> Any:
     if setting is None:
         raise NoApprovedSettings(
             f"No version of the GMP settings '{group.value}' ({TITLES[group]}) is approved yet; "
-            "QA approves one (QA > GMP settings) before it can be used."
+            "QA approves one (page /qa/change-control) before it can be used."
         )
     return validate(group, values_of(setting))
 
