@@ -1,4 +1,8 @@
-"""Typed settings from HOMEWARD_* environment variables (documented in deploy/env.example)."""
+"""Typed settings from HOMEWARD_* environment variables (documented in deploy/env.example).
+
+Infrastructure only: the settings that decide GMP outcomes (dose range, transport temperatures,
+culture limits, infusion protocol, label product data) are versioned records QA approves in the
+database (app/gmp_settings, QC-3, ADR 0022)."""
 
 from datetime import timedelta
 from functools import lru_cache
@@ -36,32 +40,12 @@ class Settings(BaseSettings):
     # PostgreSQL's bound on any one statement, and on a transaction left idle (a safety net:
     # no code path leaves one idle, but a lock must never outlive its request).
     statement_timeout_s: float = Field(default=5.0, gt=0, le=600)
-    # Culture clocks (starting points, not clinical advice): past a soft limit the batch shows a
-    # warning; a step that would go past a hard limit is refused.
-    culture_passage_soft: int = Field(default=6, ge=0)
-    culture_passage_hard: int = Field(default=10, ge=0)
-    culture_days_soft: int = Field(default=42, ge=0)
-    culture_days_hard: int = Field(default=70, ge=0)
-    culture_doublings_soft: float = Field(default=30.0, ge=0)
-    culture_doublings_hard: float = Field(default=40.0, ge=0)
-    # Viable cells per dose accepted by the default specification (QC-1); a starting point for
-    # the lab's own validated range, not clinical advice.
-    dose_cells_min: float = Field(default=1e7, gt=0)
-    dose_cells_max: float = Field(default=5e8, gt=0)
-    # Infusion protocol template (CLN-2; the phase IIa protocol: three doses 4 to 6 weeks apart).
-    protocol_doses: int = Field(default=3, ge=1, le=20)
-    protocol_interval_min_days: int = Field(default=28, ge=0)
-    protocol_interval_max_days: int = Field(default=42, ge=0)
     # Days a patient whose batch ended (completed, rejected, destroyed) stays on the readiness
     # board, so the clinic sees the outcome (ADR 0013).
     board_ended_days: int = Field(default=14, ge=0, le=365)
     # How far a client's time may lie from the server's and still be contemporaneous (AUD-6):
     # an older time is a late entry and needs a reason; a later one is refused (ADR 0015).
     late_entry_skew_s: int = Field(default=7200, ge=0, le=86_400)
-    # Acceptable dose temperatures in transport and at receipt (CLN-3), per storage type.
-    fresh_dose_min_c: float = 2.0
-    fresh_dose_max_c: float = 8.0
-    cryopreserved_dose_max_c: float = -150.0
     # Outbound notifications (webhooks): JSON list of URLs, the HMAC-SHA256 key, retries.
     webhook_urls: list[str] = Field(default_factory=list)
     webhook_secret: str = ""

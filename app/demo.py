@@ -18,6 +18,8 @@ from app.clinic.schemas import PlanCreate
 from app.clock import utcnow
 from app.config import Settings
 from app.db import SessionFactory, unit_of_work
+from app.gmp_settings import service as gmp_settings
+from app.gmp_settings.schemas import GmpSettingApprove
 from app.labels import service as labels
 from app.labels.gate import unlabelled_doses
 from app.labels.schemas import PrintFormat, VesselPrintRequest
@@ -38,6 +40,7 @@ from app.release import service as release
 from app.release.schemas import Decision, ReleaseCreate
 from app.signatures import service as signatures
 from app.signatures.schemas import SignatureInput, SignedRecord
+from app.specifications import service as specifications
 from app.steps import service as steps
 from app.steps.schemas import OutputSpec, StepCreate
 from app.storage import service as storage
@@ -176,6 +179,9 @@ def seed(factory: SessionFactory, settings: Settings) -> list[DemoUser]:
                     password=demo.password,
                     roles=list(demo.roles),
                 )
+    with unit_of_work(factory) as session:
+        qa_user = _user(session, "qa")
+        approve_installed(session, settings, approver=qa_user, password=_password("qa"))
     with unit_of_work(factory) as session:
         _catalogue(session, _user(session, "admin"))
     for mrn, family, given, born, sex, stage in DEMO_PATIENTS:
@@ -330,6 +336,35 @@ def _reviewed_and_labelled(session: Session, settings: Settings, batch_id: int) 
     prepare_release(
         session, settings, batch_id, reviewer=reviewer, password=_password("qa2"), labeller=tech
     )
+
+
+def approve_installed(
+    session: Session, settings: Settings, *, approver: User, password: str
+) -> None:
+    """QA's approval (QC-3), e-signed by `approver` with `password`, of the shipped default
+    specification and GMP settings, where nothing is in force yet. The demo's way to a working
+    install, and the tests' for every test database."""
+    versions = gmp_settings.list_public(session)  # installs the shipped drafts
+    in_force = {version.group for version in versions if version.in_force}
+    for version in versions:
+        if version.group not in in_force and version.version == 1:
+            gmp_settings.approve(
+                session,
+                settings,
+                actor=approver,
+                setting_id=version.id,
+                data=GmpSettingApprove(password=password, reason="Shipped default accepted."),
+            )
+    specifications.install_default(session)
+    if specifications.current(session) is None:
+        (first,) = [s for s in specifications.list_public(session) if s.version == 1]
+        specifications.approve(
+            session,
+            settings,
+            actor=approver,
+            specification_id=first.id,
+            data=SignatureInput(password=password, comment="Shipped default accepted."),
+        )
 
 
 def prepare_release(

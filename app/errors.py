@@ -182,3 +182,15 @@ class Busy(HomewardError):
 
 class PayloadTooLarge(HomewardError):
     code, status = "payload_too_large", 413
+
+
+class NoApprovedSpecification(HomewardError):
+    """No specification version is approved by QA yet (QC-3): nothing to test a new batch on."""
+
+    code, status = "no_approved_specification", 409
+
+
+class NotDraft(HomewardError):
+    """Only a draft can be approved; an approved or superseded version stays as it is (QC-3)."""
+
+    code, status = "not_draft", 409

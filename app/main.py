@@ -27,6 +27,8 @@ from app.config import Settings, get_settings
 from app.db import Limits, SessionFactory, make_engine, reads_only, session_factory_for
 from app.deviations.api import router as deviations_router
 from app.errors import HomewardError, InvalidRequest
+from app.gmp_settings.api import router as gmp_settings_router
+from app.gmp_settings.pages import router as gmp_settings_pages
 from app.labels import printing
 from app.labels.api import router as labels_router
 from app.materials.api import router as catalogue_router
@@ -59,6 +61,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     catalogue_router,
     storage_router,
     specifications_router,
+    gmp_settings_router,
     qc_router,
     deviations_router,
     release_router,
@@ -75,6 +78,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     batch_pages,
     release_pages,
     clinic_pages,
+    gmp_settings_pages,
 )
 
 _HTTP_CODES = {

@@ -7,6 +7,7 @@ from app.biopsies.models import Biopsy
 from app.clinic.models import Infusion, PlannedInfusion
 from app.db import metadata
 from app.deviations.models import Deviation
+from app.gmp_settings.models import GmpSetting
 from app.identity.sequences import SequenceCounter
 from app.labels.models import LabelPrint, LabelPrinter, LabelVoid, PrintAttempt, PrintJob
 from app.materials.models import Equipment, Material, MaterialLot
@@ -31,6 +32,7 @@ __all__ = [
     "CustodyEvent",
     "Deviation",
     "Equipment",
+    "GmpSetting",
     "Infusion",
     "LabelPrint",
     "LabelPrinter",

@@ -45,6 +45,7 @@ REQUIREMENTS: dict[str, tuple[str, str | None]] = {
     "SIG-6": ("meaning bound to the act; acceptance e-signed; changed release blocks", None),
     "QC-1": ("default mesoangioblast specification, versioned by QA", None),
     "QC-2": ("results evaluated on entry; fail opens a deviation", None),
+    "QC-3": ("change control: specification and GMP settings approved by QA, e-signed", "issue 14"),
     "REL-1": ("release gate", None),
     "REL-2": ("conditional release and late failure alert", None),
     "REL-3": ("release/reject e-signed by QA", None),

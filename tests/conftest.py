@@ -18,11 +18,14 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from app import demo
+from app.auth import service as auth
+from app.auth.permissions import Role
 from app.config import Settings
-from app.db import SessionFactory, make_engine
+from app.db import SessionFactory, make_engine, session_factory_for, unit_of_work
 from app.main import create_app
 from app.migrate import upgrade
-from tests.helpers import Api
+from tests.helpers import PASSWORD, Api
 
 PG_ENV = "HOMEWARD_TEST_DATABASE_URL"
 
@@ -37,30 +40,56 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-# One database at the newest schema per test process, built once and copied for every database a
-# test asks for (issue 12 item 10): a file copy on SQLite, CREATE DATABASE ... TEMPLATE on
-# PostgreSQL. Migrating each copy instead cost a second or more per test of real commits.
-_TEMPLATES: dict[str, str] = {}
+def _approve_installed(url: str) -> None:
+    """QC-3: what a site's QA does before first use, done once per template database through the
+    services with a real e-signature: approve the shipped default specification and GMP settings
+    (so every test can register batches; tests of change control itself use `fresh_engine`)."""
+    settings = Settings(database_url=url, argon2_time_cost=1, argon2_memory_kib=1024)
+    engine = make_engine(url)
+    try:
+        with unit_of_work(session_factory_for(engine)) as session:
+            approver = auth.create_user(
+                session,
+                settings,
+                actor="test",
+                username="installation-qa",
+                full_name="Installation QA",
+                password=PASSWORD,
+                roles=[Role.QA],
+            )
+            demo.approve_installed(session, settings, approver=approver, password=PASSWORD)
+    finally:
+        engine.dispose()
 
 
-def _template(server_url: str | None) -> str:
+# One database at the newest schema per test process and state (approved or as installed), built
+# once and copied for every database a test asks for (issue 12 item 10): a file copy on SQLite,
+# CREATE DATABASE ... TEMPLATE on PostgreSQL. Migrating (and approving) each copy instead cost a
+# second or more per test of real commits.
+_TEMPLATES: dict[tuple[str, bool], str] = {}
+
+
+def _template(server_url: str | None, approved: bool) -> str:
     """The template database of this process (a SQLite path, or a PostgreSQL database name)."""
-    key = server_url or "sqlite"
+    key = (server_url or "sqlite", approved)
     if key in _TEMPLATES:
         return _TEMPLATES[key]
     if server_url is None:
         directory = Path(tempfile.mkdtemp(prefix="homeward-template-"))
         atexit.register(shutil.rmtree, directory, True)
         path = directory / "homeward-template.db"
-        upgrade(f"sqlite:///{path}")
+        url = f"sqlite:///{path}"
         _TEMPLATES[key] = str(path)
     else:
         name = f"homeward_template_{uuid.uuid4().hex[:12]}"
         with _admin(server_url) as admin:
             admin.execute(text(f'CREATE DATABASE "{name}"'))
-        upgrade(make_url(server_url).set(database=name).render_as_string(hide_password=False))
         atexit.register(_drop, server_url, name)
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
         _TEMPLATES[key] = name
+    upgrade(url)
+    if approved:
+        _approve_installed(url)
     return _TEMPLATES[key]
 
 
@@ -82,17 +111,18 @@ def _drop(server_url: str, name: str) -> None:
 
 
 @contextmanager
-def _migrated_database(directory: Path) -> Iterator[str]:
+def _migrated_database(directory: Path, *, approved: bool = True) -> Iterator[str]:
     """A new database at the newest schema (a copy of the process's template), dropped
-    afterwards: PostgreSQL if configured."""
+    afterwards: PostgreSQL if configured. With `approved`, the shipped specification and GMP
+    settings are approved by QA (QC-3)."""
     server_url = os.environ.get(PG_ENV)
     if not server_url:
-        template = _template(None)
+        template = _template(None, approved)
         path = directory / f"homeward-{uuid.uuid4().hex[:8]}.db"
         shutil.copyfile(template, path)
         yield f"sqlite:///{path}"
         return
-    template = _template(server_url)
+    template = _template(server_url, approved)
     name = f"homeward_test_{uuid.uuid4().hex[:12]}"
     with _admin(server_url) as admin:
         admin.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
@@ -113,6 +143,18 @@ def committed_engine(tmp_path: Path) -> Iterator[Engine]:
     """An engine on a database of its own whose commits are real: for tests of concurrent
     transactions, which cannot share the rolled-back test transaction."""
     with _migrated_database(tmp_path) as url:
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture
+def fresh_engine(tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a database of its own as installed: at the newest schema, nothing approved
+    (QC-3), commits real."""
+    with _migrated_database(tmp_path, approved=False) as url:
         engine = make_engine(url)
         try:
             yield engine

@@ -23,6 +23,10 @@ from app.biopsies.schemas import BiopsyCreate, BiopsyReceipt
 from app.config import Settings
 from app.db import SessionFactory, unit_of_work
 from app.errors import HomewardError
+from app.gmp_settings import service as gmp_settings
+from app.gmp_settings.groups import Group
+from app.gmp_settings.models import GmpSetting
+from app.gmp_settings.schemas import GmpSettingApprove, GmpSettingPropose
 from app.patients import service as patients
 from app.patients.schemas import PatientCreate
 
@@ -80,6 +84,29 @@ def prepare_release_in(session: Session, settings: Settings, batch_id: int) -> N
     demo.prepare_release(
         session, settings, batch_id, reviewer=reviewer, password=PASSWORD, labeller=labeller
     )
+
+
+def approve_gmp_settings(
+    session: Session, settings: Settings, group: Group, **values: Any
+) -> GmpSetting:
+    """A new version of one group of GMP settings (QC-3) with `values` changed, proposed by one
+    QA user and approved, e-signed, by another (through the services), and committed."""
+    author = make_user(session, settings, roles=[Role.QA])
+    approver = make_user(session, settings, roles=[Role.QA])
+    draft = gmp_settings.propose(
+        session,
+        actor=author,
+        data=GmpSettingPropose(group=group, values=values, reason="Site validation (test)"),
+    )
+    approved = gmp_settings.approve(
+        session,
+        settings,
+        actor=approver,
+        setting_id=draft.id or 0,
+        data=GmpSettingApprove(password=PASSWORD, reason="Approved for the test"),
+    )
+    session.commit()
+    return approved
 
 
 def audit_events(session: Session, action: str | None = None) -> list[AuditEvent]:

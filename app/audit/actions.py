@@ -23,6 +23,7 @@ class EntityType(StrEnum):
     PRINT_JOB = "print_job"
     INFUSION = "infusion"
     VALIDATION_REPORT = "validation_report"
+    GMP_SETTING = "gmp_setting"
     RECORD = "record"  # snapshots of written rows (AUD-7): in no entity's own timeline
 
 
@@ -62,6 +63,11 @@ class AuditAction(StrEnum):
     SCAN_VOIDED = "scan.voided_registration"
     SPECIFICATION_CREATED = "specification.created"
     SPECIFICATION_PINNED = "batch.specification_pinned"
+    SPECIFICATION_APPROVED = "specification.approved"
+    SPECIFICATION_SUPERSEDED = "specification.superseded"
+    GMP_SETTING_PROPOSED = "gmp_setting.proposed"
+    GMP_SETTING_APPROVED = "gmp_setting.approved"
+    GMP_SETTING_SUPERSEDED = "gmp_setting.superseded"
     QC_RESULT_ENTERED = "qc_result.entered"
     QC_RESULT_CORRECTED = "qc_result.corrected"
     QC_SAMPLE_MISMATCH = "qc_result.identity_mismatch"

@@ -39,7 +39,7 @@ def batch_record(session: Session, settings: Settings, batch_id: int) -> dict[st
         storage.custody_public(event, code, username).model_dump()
         for event, code, username in storage.history(session, vessel_ids)
     ]
-    clock = culture_clock(session, settings, context, now=utcnow())
+    clock = culture_clock(session, context, now=utcnow())
     return {
         "batch": batches.detail(session, context).model_dump(),
         "patient": {

@@ -140,7 +140,7 @@ def register(session: Session, settings: Settings, *, actor: User, biopsy_id: in
         biopsy_id=biopsy.id,
         status=BatchStatus.REGISTERED.value,
         created_by=actor.id,
-        specification_id=specifications.in_force(session, settings).id,
+        specification_id=specifications.in_force(session).id,
     )
     add_unique(session, batch, already)
     audit.record(

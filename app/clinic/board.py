@@ -188,7 +188,7 @@ def _doses(
 
 def _facts(session: Session, settings: Settings, batch_list: list[Batch]) -> dict[int, _Facts]:
     ids = [b.id or 0 for b in batch_list]
-    current_spec = specifications.in_force(session, settings).id or 0
+    current_spec = specifications.current_id(session)
     specs = {b.specification_id or current_spec for b in batch_list}
     counts = dict(
         session.execute(

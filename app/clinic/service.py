@@ -36,6 +36,7 @@ from app.errors import (
     InvalidState,
     NotFound,
 )
+from app.gmp_settings import service as gmp_settings
 from app.identity.codes import normalize
 from app.lifecycle import transition
 from app.vessels.models import Vessel
@@ -249,12 +250,13 @@ def plan(
             f"Batch {context.batch.batch_number} already has an infusion plan; reschedule its "
             "infusions one by one (with a reason)."
         )
-    low = timedelta(days=settings.protocol_interval_min_days)
-    high = timedelta(days=settings.protocol_interval_max_days)
+    protocol = gmp_settings.infusion_protocol(session)
+    low = timedelta(days=protocol.interval_min_days)
+    high = timedelta(days=protocol.interval_max_days)
     middle = (low + high) / 2
     first = data.first_infusion_at
     rows = []
-    for index, dose in enumerate(doses[: settings.protocol_doses]):
+    for index, dose in enumerate(doses[: protocol.doses]):
         row = PlannedInfusion(
             batch_id=batch_id,
             dose_id=dose.id or 0,
@@ -281,7 +283,7 @@ def plan(
                 for v in views
             ],
             "protocol": {
-                "doses": settings.protocol_doses,
+                "doses": protocol.doses,
                 "interval_days": [low.days, high.days],
             },
         },

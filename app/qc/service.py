@@ -59,7 +59,7 @@ def specification_of(
     spec = (
         specifications.get(session, batch.specification_id)
         if batch.specification_id is not None
-        else specifications.in_force(session, settings)
+        else specifications.in_force(session)
     )
     return spec, specifications.tests_of(session, [spec.id or 0])[spec.id or 0]
 
@@ -168,9 +168,7 @@ def enter(
         raise InvalidState(
             f"Batch {context.batch.batch_number} is {status}; it takes no more QC results."
         )
-    spec = specifications.pinned(
-        session, settings, context.batch, actor=actor, coi=context.patient.coi
-    )
+    spec = specifications.pinned(session, context.batch, actor=actor, coi=context.patient.coi)
     test = _test(specifications.tests_of(session, [spec.id or 0])[spec.id or 0], spec, data.test)
     evaluated = evaluate(test, data.value, data.unit)
     sample = _sample(session, actor, context, data.sample_code)

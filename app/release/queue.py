@@ -53,7 +53,7 @@ class Queue:
 def qa_queue(session: Session, settings: Settings) -> Queue:
     contexts = batches.find(session, statuses=AWAITING)
     ids = [c.batch.id or 0 for c in contexts]
-    current_spec = specifications.in_force(session, settings).id or 0
+    current_spec = specifications.current_id(session)
     spec_ids = {c.batch.specification_id or current_spec for c in contexts}
     tests = specifications.tests_of(session, sorted(spec_ids))
     results = list(

@@ -26,6 +26,7 @@ class SignedRecord(StrEnum):
     RELEASE = "release"
     PHYSICIAN_ACCEPTANCE = "physician_acceptance"
     VALIDATION_REPORT = "validation_report"
+    GMP_SETTING = "gmp_setting"
 
 
 # A password is checked, never stored or echoed; bounded so hashing cannot be abused.

@@ -3,7 +3,7 @@
 Configurable starting points for a lab's own validated specification, not clinical advice.
 """
 
-from app.config import Settings
+from app.gmp_settings.groups import DoseRange
 from app.specifications.schemas import SpecificationTestIn
 
 PRODUCT = "autologous mesoangioblasts"
@@ -12,8 +12,8 @@ PRODUCT = "autologous mesoangioblasts"
 ENDOTOXIN_METHOD = "LAL kinetic chromogenic (limit K/M, K = 5 EU/kg)"
 
 
-def default_tests(settings: Settings) -> list[SpecificationTestIn]:
-    """The tests of specification version 1, with the dose range from the settings."""
+def default_tests(dose: DoseRange) -> list[SpecificationTestIn]:
+    """The tests of specification version 1, with the dose range of the GMP settings."""
     return [
         SpecificationTestIn(
             test="viability", name="Viability", method="Trypan blue exclusion", unit="%",
@@ -22,7 +22,7 @@ def default_tests(settings: Settings) -> list[SpecificationTestIn]:
         SpecificationTestIn(
             test="viable_cells_per_dose", name="Viable cells per dose",
             method="Automated cell count", unit="cells",
-            min=settings.dose_cells_min, max=settings.dose_cells_max, critical=True,
+            min=dose.cells_min, max=dose.cells_max, critical=True,
         ),
         SpecificationTestIn(
             test="sterility", name="Sterility", method="Ph. Eur. 2.6.27 (BacT/ALERT)",

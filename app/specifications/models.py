@@ -1,22 +1,37 @@
 from datetime import datetime
 
-from sqlalchemy import Text, UniqueConstraint
+from sqlalchemy import Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.clock import utcnow
 from app.db import UTCDateTime
 
+# At most one version of a product is in force: the database decides between two approvals
+# made at the same moment (QC-3, ADR 0022).
+ONE_APPROVED = "status = 'approved'"
+
 
 class Specification(SQLModel, table=True):
     """One version of the QC specification of a product (QC-1). Versions are never edited: QA
-    makes a new one, e-signed. Version 1 ships with the product (created_by empty)."""
+    drafts a new one, e-signed by its author, and another QA user approves it (QC-3): `draft` →
+    `approved` → `superseded`. Version 1 ships with the product as a draft (created_by empty)."""
 
     __tablename__ = "specification"
-    __table_args__ = (UniqueConstraint("product", "version"),)
+    __table_args__ = (
+        UniqueConstraint("product", "version"),
+        Index(
+            "uq_specification_one_approved",
+            "product",
+            unique=True,
+            sqlite_where=text(ONE_APPROVED),
+            postgresql_where=text(ONE_APPROVED),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     product: str = Field(max_length=64)
     version: int
+    status: str = Field(default="draft", max_length=16)
     note: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: int | None = Field(default=None, foreign_key="app_user.id")

@@ -3,7 +3,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from app.signatures.schemas import Meaning, Password, SignaturePublic
+from app.approval import VersionStatus
+from app.signatures.schemas import Password, SignaturePublic
 from app.types import FiniteFloat, LongText, Name
 
 TestCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
@@ -54,14 +55,14 @@ class SpecificationTestIn(BaseModel):
 
 
 class SpecificationCreate(BaseModel):
-    """A new specification version, e-signed by the QA user who creates it (QC-1, SIG-1)."""
+    """A new specification version: a draft e-signed by the QA user who writes it (QC-1, SIG-1),
+    in force once another QA user approves it (QC-3)."""
 
     model_config = ConfigDict(extra="forbid")
 
     tests: Annotated[list[SpecificationTestIn], Field(min_length=1, max_length=60)]
     note: LongText | None = None
     password: Password
-    meaning: Meaning = Meaning.APPROVED
     comment: LongText | None = None
 
     @model_validator(mode="after")
@@ -94,6 +95,7 @@ class SpecificationPublic(BaseModel):
     note: str | None
     created_at: datetime
     created_by: str
+    status: VersionStatus  # draft → approved (in force) → superseded (QC-3)
     in_force: bool
     tests: list[SpecificationTestPublic]
     signatures: list[SignaturePublic]

@@ -2,11 +2,14 @@
 version each batch is pinned to."""
 
 import json
+from contextlib import suppress
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from app import approval
+from app.approval import VersionStatus
 from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
 from app.auth import service as auth
@@ -14,9 +17,11 @@ from app.auth.models import User
 from app.batches.models import Batch
 from app.config import Settings
 from app.db import add_unique
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NoApprovedSpecification, NotFound
+from app.gmp_settings import service as gmp_settings
+from app.gmp_settings.groups import Group
 from app.signatures import service as signatures
-from app.signatures.schemas import SignedRecord
+from app.signatures.schemas import Meaning, SignatureInput, SignedRecord
 from app.specifications.defaults import PRODUCT, default_tests
 from app.specifications.models import Specification, SpecificationTest
 from app.specifications.schemas import (
@@ -113,40 +118,66 @@ def _latest(session: Session) -> Specification | None:
     ).scalar_one_or_none()
 
 
-def in_force(session: Session, settings: Settings) -> Specification:
-    """The newest version; on a new database, the shipped default becomes version 1 (audited as
-    created by the system)."""
-    spec = _latest(session)
-    if spec is not None:
-        return spec
-    try:
-        spec, _ = _insert(
-            session, actor="system", version=1, tests=default_tests(settings), note=None
+def install_default(session: Session) -> None:
+    """On a new database, the shipped default becomes version 1, a draft QA approves before
+    first use (QC-3; audited as created by the system), with the dose range of the GMP settings
+    in force (or their shipped default)."""
+    if _latest(session) is not None:
+        return
+    dose = gmp_settings.current(session, Group.DOSE_RANGE)
+    # Another transaction creating version 1 at the same moment wins: theirs stands.
+    with suppress(Conflict):
+        _insert(session, actor="system", version=1, tests=default_tests(dose), note=None)
+
+
+def current(session: Session) -> Specification | None:
+    """The version QA approved and has not superseded, if any."""
+    return session.execute(
+        select(Specification).where(
+            Specification.product == PRODUCT,
+            Specification.status == VersionStatus.APPROVED.value,
         )
-    except Conflict:
-        # Another transaction created version 1 at the same moment; use theirs.
-        spec = _latest(session)
-        assert spec is not None
+    ).scalar_one_or_none()
+
+
+def current_id(session: Session) -> int:
+    """The id of the version in force, 0 while none is approved (for legacy batches pinned to
+    no version)."""
+    spec = current(session)
+    return 0 if spec is None else spec.id or 0
+
+
+def in_force(session: Session) -> Specification:
+    """The approved version new batches are pinned to; 409 while QA has approved none (QC-3)."""
+    spec = current(session)
+    if spec is None:
+        raise NoApprovedSpecification(
+            "No specification version is approved yet: QA approves the draft (e-signed) before "
+            "the first batch can be registered and tested against it."
+        )
     return spec
 
 
 def create(
     session: Session, settings: Settings, *, actor: User, data: SpecificationCreate
 ) -> Specification:
-    """A new version, in force for batches registered from now on, e-signed by its author."""
-    current = in_force(session, settings)
+    """A new version, a draft e-signed by its QA author (`performed`); in force for batches
+    registered once another QA user approves it (QC-3)."""
+    install_default(session)
+    latest = _latest(session)
+    assert latest is not None
     signer = signatures.authenticate(
         session,
         settings,
         user=actor,
         password=data.password,
-        meaning=data.meaning,
+        meaning=Meaning.PERFORMED,
         comment=data.comment,
         record_type=SignedRecord.SPECIFICATION,
         record_id=None,
     )
     spec, rows = _insert(
-        session, actor=actor, version=current.version + 1, tests=data.tests, note=data.note
+        session, actor=actor, version=latest.version + 1, tests=data.tests, note=data.note
     )
     assert spec.id is not None
     signatures.apply(
@@ -158,6 +189,34 @@ def create(
         coi=None,
     )
     return spec
+
+
+def approve(
+    session: Session,
+    settings: Settings,
+    *,
+    actor: User,
+    specification_id: int,
+    data: SignatureInput,
+) -> Specification:
+    """Put a draft version in force, e-signed `approved` by a QA user who did not author it
+    (SIG-4); the version it replaces is superseded; batches registered before keep theirs."""
+    return approval.approve(
+        session,
+        settings,
+        model=Specification,
+        family=Specification.product == PRODUCT,  # type: ignore[arg-type]
+        record_id=specification_id,
+        actor=actor,
+        password=data.password,
+        comment=data.comment,
+        record_type=SignedRecord.SPECIFICATION,
+        entity_type=EntityType.SPECIFICATION,
+        approved=AuditAction.SPECIFICATION_APPROVED,
+        superseded=AuditAction.SPECIFICATION_SUPERSEDED,
+        label="specification",
+        content=lambda spec: content(spec, tests_of(session, [spec.id or 0])[spec.id or 0]),
+    )
 
 
 def get(session: Session, specification_id: int) -> Specification:
@@ -180,15 +239,13 @@ def tests_of(session: Session, specification_ids: list[int]) -> dict[int, list[S
     return found
 
 
-def pinned(
-    session: Session, settings: Settings, batch: Batch, *, actor: User, coi: str
-) -> Specification:
+def pinned(session: Session, batch: Batch, *, actor: User, coi: str) -> Specification:
     """The version `batch` is tested against: pinned at registration; a batch registered before
     specifications existed is pinned to the version in force now (audited in the trail of its
     patient, `coi`)."""
     if batch.specification_id is not None:
         return get(session, batch.specification_id)
-    spec = in_force(session, settings)
+    spec = in_force(session)
     batch.specification_id = spec.id
     session.add(batch)
     session.flush()
@@ -237,11 +294,10 @@ def test_public(test: SpecificationTest) -> SpecificationTestPublic:
     return SpecificationTestPublic(**test_content(test), limit=limit_text(test))
 
 
-def list_public(
-    session: Session, settings: Settings, *, only: int | None = None
-) -> list[SpecificationPublic]:
-    """Every version (or the one with id `only`), newest first, in a fixed number of queries."""
-    current = in_force(session, settings)
+def list_public(session: Session, *, only: int | None = None) -> list[SpecificationPublic]:
+    """Every version (or the one with id `only`), newest first, in a fixed number of queries.
+    The shipped default is installed (as a draft) on first read."""
+    install_default(session)
     query = select(Specification).order_by(col(Specification.version).desc())
     if only is not None:
         query = query.where(Specification.id == only)
@@ -264,7 +320,8 @@ def list_public(
                 note=spec.note,
                 created_at=spec.created_at,
                 created_by=authors.get(spec.created_by or 0, "system (shipped default)"),
-                in_force=spec.id == current.id,
+                status=VersionStatus(spec.status),
+                in_force=spec.status == VersionStatus.APPROVED,
                 tests=[test_public(test) for test in spec_tests],
                 signatures=[signatures.public(s, signed_content) for s in signed[spec.id or 0]],
             )

@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from app.batches.service import BatchContext
-from app.config import Settings
 from app.errors import CultureLimit
+from app.gmp_settings import service as gmp_settings
+from app.gmp_settings.groups import CultureLimits
 from app.steps.models import Step
 from app.steps.rules import StepKind
 from app.vessels.models import Vessel
@@ -18,7 +19,7 @@ from app.vessels.models import Vessel
 
 @dataclass(frozen=True)
 class CultureClock:
-    settings: Settings
+    limits: CultureLimits
     batch_number: str
     passage: int
     days_in_culture: float | None
@@ -26,39 +27,38 @@ class CultureClock:
 
     def warnings(self) -> list[str]:
         """Soft limits passed: shown on the batch, not blocking."""
-        s, found = self.settings, []
-        if self.passage > s.culture_passage_soft:
-            found.append(f"passage {self.passage} is past the soft limit {s.culture_passage_soft}")
-        if self.days_in_culture is not None and self.days_in_culture > s.culture_days_soft:
+        s, found = self.limits, []
+        if self.passage > s.passage_soft:
+            found.append(f"passage {self.passage} is past the soft limit {s.passage_soft}")
+        if self.days_in_culture is not None and self.days_in_culture > s.days_soft:
             found.append(
-                f"{self.days_in_culture:.0f} days in culture is past the soft limit "
-                f"{s.culture_days_soft}"
+                f"{self.days_in_culture:.0f} days in culture is past the soft limit {s.days_soft}"
             )
-        if self.doublings > s.culture_doublings_soft:
+        if self.doublings > s.doublings_soft:
             found.append(
                 f"{self.doublings:.1f} population doublings is past the soft limit "
-                f"{s.culture_doublings_soft}"
+                f"{s.doublings_soft}"
             )
         return found
 
     def refuse_past_hard_limits(self, *, passage: int, extra_doublings: float) -> None:
         """Refuse a step that would take the culture past a hard limit."""
-        s = self.settings
-        if passage > s.culture_passage_hard:
+        s = self.limits
+        if passage > s.passage_hard:
             raise CultureLimit(
                 f"Batch {self.batch_number} would reach passage {passage}, past the hard limit "
-                f"{s.culture_passage_hard}."
+                f"{s.passage_hard}."
             )
-        if self.days_in_culture is not None and self.days_in_culture > s.culture_days_hard:
+        if self.days_in_culture is not None and self.days_in_culture > s.days_hard:
             raise CultureLimit(
                 f"Batch {self.batch_number} has been {self.days_in_culture:.0f} days in culture, "
-                f"past the hard limit {s.culture_days_hard}."
+                f"past the hard limit {s.days_hard}."
             )
-        if self.doublings + extra_doublings > s.culture_doublings_hard:
+        if self.doublings + extra_doublings > s.doublings_hard:
             raise CultureLimit(
                 f"Batch {self.batch_number} would reach "
                 f"{self.doublings + extra_doublings:.1f} population doublings, past the hard "
-                f"limit {s.culture_doublings_hard}."
+                f"limit {s.doublings_hard}."
             )
 
     def as_dict(self) -> dict[str, object]:
@@ -72,10 +72,9 @@ class CultureClock:
         }
 
 
-def culture_clock(
-    session: Session, settings: Settings, context: BatchContext, *, now: datetime
-) -> CultureClock:
-    """The batch's culture clocks, in two queries however long its history."""
+def culture_clock(session: Session, context: BatchContext, *, now: datetime) -> CultureClock:
+    """The batch's culture clocks against the culture limits in force (QC-3), in three queries
+    however long its history."""
     batch_id = context.batch.id
     passage = session.execute(
         select(func.coalesce(func.max(Vessel.passage), 0)).where(Vessel.batch_id == batch_id)
@@ -97,7 +96,7 @@ def culture_clock(
         if kind == StepKind.PASSAGE
     )  # only the server writes this figure (steps.schemas.SERVER_COMPUTED)
     return CultureClock(
-        settings=settings,
+        limits=gmp_settings.culture_limits(session),
         batch_number=context.batch.batch_number,
         passage=passage,
         days_in_culture=days,

@@ -191,7 +191,7 @@ def record(
         and (doublings := _doublings(inputs, measurements)) is not None
     ):
         measurements["population_doublings"] = doublings
-    clock = culture_clock(session, settings, context, now=performed_at)
+    clock = culture_clock(session, context, now=performed_at)
     if data.kind is StepKind.PASSAGE:
         clock.refuse_past_hard_limits(
             passage=passage, extra_doublings=measurements.get("population_doublings", 0.0)
@@ -273,7 +273,7 @@ def record(
     )
     if context.batch.status == BatchStatus.ISSUED:
         batches.complete_if_done(session, actor=actor, batch_id=context.batch.id or 0)
-    warnings = culture_clock(session, settings, context, now=performed_at).warnings()
+    warnings = culture_clock(session, context, now=performed_at).warnings()
     return RecordedStep(step=step, inputs=inputs, outputs=outputs, warnings=warnings)
 
 

@@ -28,6 +28,8 @@ from app.errors import (
     NotReleased,
     PositionTaken,
 )
+from app.gmp_settings import service as gmp_settings
+from app.gmp_settings.groups import TransportTemperatures
 from app.identity.codes import parse_vessel_code
 from app.lifecycle import transition
 from app.release import integrity
@@ -280,11 +282,14 @@ def _storage_type(session: Session, vessel: Vessel) -> str:
     return dispatched or StorageType.FRESH
 
 
-def acceptable(settings: Settings, storage_type: str) -> tuple[float | None, float]:
-    """The acceptable temperature range (°C) of a dose's storage type (CLN-3)."""
+def acceptable(
+    temperatures: TransportTemperatures, storage_type: str
+) -> tuple[float | None, float]:
+    """The acceptable temperature range (°C) of a dose's storage type (CLN-3), from the GMP
+    settings in force (QC-3)."""
     if storage_type == StorageType.CRYOPRESERVED:
-        return None, settings.cryopreserved_dose_max_c
-    return settings.fresh_dose_min_c, settings.fresh_dose_max_c
+        return None, temperatures.cryopreserved_max_c
+    return temperatures.fresh_min_c, temperatures.fresh_max_c
 
 
 def _check_temperature(
@@ -297,7 +302,7 @@ def _check_temperature(
     """Outside its range, a dose's temperature is audited and opens a deviation (which holds the
     batch until QA closes it)."""
     assert event.temperature_c is not None and event.storage_type is not None
-    low, high = acceptable(settings, event.storage_type)
+    low, high = acceptable(gmp_settings.transport_temperatures(session), event.storage_type)
     t = event.temperature_c
     if (low is None or t >= low) and t <= high:
         return
@@ -376,10 +381,11 @@ def custody_report(session: Session, settings: Settings, code: str) -> dict[str,
     if found is None:
         raise NotFound(f"No vessel has code {parsed}.")
     events = []
+    temperatures = gmp_settings.transport_temperatures(session)
     for event, _, username in history(session, [found.vessel.id or 0]):
         in_range = None
         if event.storage_type is not None and event.temperature_c is not None:
-            low, high = acceptable(settings, event.storage_type)
+            low, high = acceptable(temperatures, event.storage_type)
             in_range = (low is None or event.temperature_c >= low) and event.temperature_c <= high
         events.append(
             custody_public(event, parsed, username).model_dump()

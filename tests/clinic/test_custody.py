@@ -3,32 +3,16 @@ clinic record a temperature; a fresh dose outside 2 to 8 °C is audited and open
 deviation that holds its batch; the custody report checks every temperature."""
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
+from app.gmp_settings.groups import Group
 from app.identity.codes import DIN, VesselCode
-from app.main import create_app
-from tests.helpers import Api, audit_events, error, ok
+from tests.helpers import Api, approve_gmp_settings, audit_events, error, ok
 
 COURIER, WARD = "Courier box 7", "Ward 3 fridge"
-
-
-@pytest.fixture
-def api_with(db, settings, session_factory) -> Iterator[Callable[..., Api]]:
-    """Builds an API driver on a fresh app whose settings differ from the shared ones."""
-    with ExitStack() as stack:
-
-        def make(**changes: Any) -> Api:
-            changed = settings.model_copy(update=changes)
-            client = TestClient(create_app(changed, session_factory))
-            return Api(stack.enter_context(client), db, changed)
-
-        yield make
 
 
 def _custody(api: Api, code: str, event: str, temperature: float | None = None, **extra: Any):
@@ -136,8 +120,10 @@ def test_cln3_a_fresh_dose_outside_two_to_eight_degrees_opens_a_deviation_and_ho
     assert row["reason"] == f"on hold: deviation(s) {deviation['number']} open"
 
 
-def test_cln3_the_acceptable_range_comes_from_the_settings(api_with):
-    api = api_with(fresh_dose_min_c=4.0, fresh_dose_max_c=6.0)
+def test_cln3_qc3_the_acceptable_range_comes_from_the_approved_gmp_settings(api):
+    approve_gmp_settings(
+        api.db, api.settings, Group.TRANSPORT_TEMPERATURES, fresh_min_c=4.0, fresh_max_c=6.0
+    )
     batch, (code, other) = api.released()
     ok(_custody(api, code, "dispatched", 5.0), 201)
     assert _deviations(api, batch["id"]) == []

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.auth.models import User
 from app.auth.permissions import Role
 from app.clinic.models import Infusion
+from app.gmp_settings import service as gmp_settings
 from tests.clinic.test_bedside import (
     check,
     clinician,
@@ -484,10 +485,11 @@ def test_cln3_a_dose_is_received_only_after_its_dispatch(api):
     assert snapshot(api, batch["id"]) == before
 
 
-def test_cln3_fresh_dose_temperatures_at_the_limits_are_accepted(api, settings):
+def test_cln3_fresh_dose_temperatures_at_the_limits_are_accepted(api):
     batch, codes = api.released()
-    ok(custody(api, codes[0], "dispatched", temperature_c=settings.fresh_dose_min_c), 201)
-    ok(custody(api, codes[0], "received", temperature_c=settings.fresh_dose_max_c), 201)
+    limits = gmp_settings.transport_temperatures(api.db)
+    ok(custody(api, codes[0], "dispatched", temperature_c=limits.fresh_min_c), 201)
+    ok(custody(api, codes[0], "received", temperature_c=limits.fresh_max_c), 201)
     assert status_of(api, batch["id"]) == "issued"
     assert ok(api.get(Role.QA, f"/batches/{batch['id']}/deviations")) == []
     assert audit_events(api.db, "vessel.temperature_excursion") == []
@@ -496,11 +498,10 @@ def test_cln3_fresh_dose_temperatures_at_the_limits_are_accepted(api, settings):
 @pytest.mark.parametrize(
     ("event", "delta"), [("dispatched", +0.5), ("received", -0.5)], ids=["warm", "cold"]
 )
-def test_cln3_a_fresh_dose_out_of_range_opens_a_deviation_and_holds_the_batch(
-    api, settings, event, delta
-):
+def test_cln3_a_fresh_dose_out_of_range_opens_a_deviation_and_holds_the_batch(api, event, delta):
     batch, codes = api.released()
-    temperature = (settings.fresh_dose_max_c if delta > 0 else settings.fresh_dose_min_c) + delta
+    limits = gmp_settings.transport_temperatures(api.db)
+    temperature = (limits.fresh_max_c if delta > 0 else limits.fresh_min_c) + delta
     if event == "dispatched":
         ok(custody(api, codes[0], "dispatched", temperature_c=temperature), 201)
         ok(custody(api, codes[0], "received"), 201)

@@ -3,32 +3,16 @@ dose up to the protocol's number, the i-th in the middle of its 4 to 6 week wind
 dose's expiry or outside the window; rescheduling with a reason, audited."""
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
-from app.main import create_app
-from tests.helpers import Api, audit_events, error, iso, ok
+from app.gmp_settings.groups import Group
+from tests.helpers import Api, approve_gmp_settings, audit_events, error, iso, ok
 
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-def api_with(db, settings, session_factory) -> Iterator[Callable[..., Api]]:
-    """Builds an API driver on a fresh app whose settings differ from the shared ones."""
-    with ExitStack() as stack:
-
-        def make(**changes: Any) -> Api:
-            changed = settings.model_copy(update=changes)
-            client = TestClient(create_app(changed, session_factory))
-            return Api(stack.enter_context(client), db, changed)
-
-        yield make
 
 
 def _formulated(api: Api, doses: int, expires_in: timedelta) -> tuple[dict[str, Any], list[str]]:
@@ -85,8 +69,15 @@ def test_cln2_the_default_plan_is_three_doses_five_weeks_apart_in_a_four_to_six_
     assert recorded["protocol"] == {"doses": 3, "interval_days": [28, 42]}
 
 
-def test_cln2_the_template_comes_from_the_settings(api_with):
-    api = api_with(protocol_doses=2, protocol_interval_min_days=14, protocol_interval_max_days=21)
+def test_cln2_qc3_the_template_comes_from_the_approved_gmp_settings(api):
+    approve_gmp_settings(
+        api.db,
+        api.settings,
+        Group.INFUSION_PROTOCOL,
+        doses=2,
+        interval_min_days=14,
+        interval_max_days=21,
+    )
     batch, codes = _formulated(api, doses=3, expires_in=200 * DAY)
     first = _start()
     plan = ok(_plan(api, batch["id"], first), 201)
@@ -100,8 +91,8 @@ def test_cln2_the_template_comes_from_the_settings(api_with):
     assert all(p["warnings"] == [] for p in plan)
 
 
-def test_cln2_a_protocol_longer_than_the_batch_plans_every_live_dose(api_with):
-    api = api_with(protocol_doses=5)
+def test_cln2_a_protocol_longer_than_the_batch_plans_every_live_dose(api):
+    approve_gmp_settings(api.db, api.settings, Group.INFUSION_PROTOCOL, doses=5)
     batch, codes = _formulated(api, doses=3, expires_in=400 * DAY)
     ok(api.step(batch["id"], "discard", codes[1:2], reason="Bag leaked"), 201)
     first = _start()

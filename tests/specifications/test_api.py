@@ -1,19 +1,17 @@
-"""QC specifications through the HTTP API (QC-1): the shipped default, QA's e-signed new versions
-(SIG-1..3), the version each batch is pinned to, and refusals that change nothing (REL)."""
+"""QC specifications through the HTTP API (QC-1): the shipped default (approved once per test
+database by the fixtures, QC-3), QA's e-signed new versions, drafts until another QA user approves
+them (SIG-1..4, QC-3), the version each batch is pinned to, and refusals that change nothing."""
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from app.auth import service as auth
 from app.auth.models import User
 from app.auth.permissions import Role
-from app.main import create_app
+from app.gmp_settings import service as gmp_settings
 from app.signatures.models import Signature
 from app.specifications.models import Specification, SpecificationTest
 from tests.helpers import PASSWORD, Api, audit_events, unique
@@ -46,6 +44,22 @@ def _create(api: Api, tests: list[dict[str, Any]], role: Role = Role.QA, **extra
     return api.post(role, "/specifications", body)
 
 
+def _approve(api: Api, specification_id: int, **body: Any):
+    """QC-3: approval by a QA user of their own (never the author: SIG-4)."""
+    _, headers = _named_user(api, Role.QA, "Second QA")
+    return api.client.post(
+        f"/api/v1/specifications/{specification_id}/approve",
+        headers=headers,
+        json={"password": PASSWORD} | body,
+    )
+
+
+def _in_force_new(api: Api, tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """A new version drafted by QA and approved by another QA user: in force (QC-3)."""
+    draft = _ok(_create(api, tests), 201)
+    return _ok(_approve(api, draft["id"], comment="CC approved"))
+
+
 def _counts(api: Api) -> dict[str, int]:
     """Rows a refused creation must not add."""
     db = api.db
@@ -72,30 +86,18 @@ def _named_user(api: Api, role: Role, full_name: str) -> tuple[User, dict[str, s
     return user, api.headers_for(user)
 
 
-@pytest.fixture
-def api_with(db, settings, session_factory) -> Iterator[Callable[..., Api]]:
-    """Builds an API driver on a fresh app whose settings differ from the shared ones."""
-    with ExitStack() as stack:
-
-        def make(**changes: Any) -> Api:
-            changed = settings.model_copy(update=changes)
-            client = TestClient(create_app(changed, session_factory))
-            return Api(stack.enter_context(client), db, changed)
-
-        yield make
-
-
 # -- the shipped default ---------------------------------------------------------------------------
 
 
-def test_qc1_the_default_specification_ships_with_every_qc1_test_and_limit(api, settings):
+def test_qc1_the_default_specification_ships_with_every_qc1_test_and_limit(api):
     """QC-1: version 1 for autologous mesoangioblasts, created by the system, with the limits of
     DESIGN §8 (the dose range from the settings)."""
     (version,) = _versions(api)
     assert version["version"] == 1 and version["in_force"] is True
+    assert version["status"] == "approved"  # by the fixtures' QA, as a site's QA would (QC-3)
     assert version["product"] == "autologous mesoangioblasts"
     assert version["created_by"] == "system (shipped default)"
-    assert version["signatures"] == []
+    assert [s["meaning"] for s in version["signatures"]] == ["approved"]
     tests = {t["test"]: t for t in version["tests"]}
     assert list(tests) == [
         "viability",
@@ -115,13 +117,8 @@ def test_qc1_the_default_specification_ships_with_every_qc1_test_and_limit(api, 
 
     assert numeric("viability") == ("%", 70, None, True, True)
     assert tests["viability"]["limit"] == "≥ 70 %"
-    assert numeric("viable_cells_per_dose") == (
-        "cells",
-        settings.dose_cells_min,
-        settings.dose_cells_max,
-        True,
-        True,
-    )
+    dose = gmp_settings.dose_range(api.db)
+    assert numeric("viable_cells_per_dose") == ("cells", dose.cells_min, dose.cells_max, True, True)
     assert numeric("endotoxin") == ("EU/mL", None, 0.5, True, True)
     assert tests["endotoxin"]["limit"] == "≤ 0.5 EU/mL"
     assert "K/M" in tests["endotoxin"]["method"]
@@ -159,15 +156,6 @@ def test_qc1_the_default_is_created_once_and_audited_as_the_system(api, db):
     assert json.loads(created.new_values or "{}")["version"] == 1
 
 
-def test_qc1_the_default_dose_range_is_the_configured_one(api_with):
-    """QC-1: viable cells per dose is "within the configured dose range": a site that configures
-    another range ships version 1 with that range."""
-    api = api_with(dose_cells_min=2e7, dose_cells_max=3e8)
-    (version,) = _versions(api)
-    cells = next(t for t in version["tests"] if t["test"] == "viable_cells_per_dose")
-    assert (cells["min"], cells["max"]) == (2e7, 3e8)
-
-
 def test_an_unknown_specification_is_404(api):
     _versions(api)
     _error(api.get(Role.TECHNICIAN, "/specifications/999999"), 404, "not_found")
@@ -176,9 +164,11 @@ def test_an_unknown_specification_is_404(api):
 # -- new versions: QA only, e-signed ---------------------------------------------------------------
 
 
-def test_qc1_sig2_a_new_version_is_signed_by_its_qa_author_and_takes_force(api, db):
-    """QC-1 / SIG-2 / SIG-3: QA's new version is the next number, in force from now on, and shows
-    the signature manifestation (printed name, meaning, record hash) matching its content."""
+def test_qc1_qc3_sig2_a_new_version_is_a_draft_signed_by_its_author_until_approved(api, db):
+    """QC-1 / QC-3 / SIG-2 / SIG-3: QA's new version is the next number, a draft that is not in
+    force, signed `performed` by its author; another QA user's approval (`approved`) puts it in
+    force and supersedes the old one. Each signature shows its manifestation (printed name,
+    meaning, record hash) matching the content."""
     old = _in_force(api)
     author, headers = _named_user(api, Role.QA, "Quinn Assurance")
     tests = _with(_tests_in(old), "viability", min=75)
@@ -194,33 +184,53 @@ def test_qc1_sig2_a_new_version_is_signed_by_its_qa_author_and_takes_force(api, 
     )
     new = _ok(response, 201)
     assert new["version"] == old["version"] + 1
-    assert new["in_force"] is True and new["created_by"] == author.username
+    assert new["status"] == "draft" and new["in_force"] is False
+    assert new["created_by"] == author.username
     assert new["note"] == "Viability limit raised after validation"
     viability = next(t for t in new["tests"] if t["test"] == "viability")
     assert viability["min"] == 75 and viability["limit"] == "≥ 75 %"
     (signature,) = new["signatures"]
     assert signature["signed_by"] == "Quinn Assurance"
     assert signature["username"] == author.username and signature["user_id"] == author.id
-    assert signature["meaning"] == "approved"  # the default meaning of a specification
+    assert signature["meaning"] == "performed"  # authored: the approval is another's act
     assert signature["record_type"] == "specification" and signature["record_id"] == new["id"]
     assert len(signature["record_hash"]) == 64 and signature["matches"] is True
     assert signature["comment"] == "CC-2024-17"
 
+    assert _ok(api.get(Role.TECHNICIAN, f"/specifications/{new['id']}")) == new
+    assert _in_force(api)["id"] == old["id"]  # a draft changes nothing in force
+
+    approver, headers = _named_user(api, Role.QA, "Quentin Approver")
+    approved = _ok(
+        api.client.post(
+            f"/api/v1/specifications/{new['id']}/approve",
+            headers=headers,
+            json={"password": PASSWORD, "comment": "CC-2024-17 approved"},
+        )
+    )
+    assert approved["status"] == "approved" and approved["in_force"] is True
+    authored, approval = approved["signatures"]
+    assert authored["meaning"] == "performed" and authored["matches"] is True
+    assert approval["meaning"] == "approved" and approval["signed_by"] == "Quentin Approver"
+    assert approval["user_id"] == approver.id and approval["comment"] == "CC-2024-17 approved"
+    assert approval["record_hash"] == authored["record_hash"] and approval["matches"] is True
     listed = {v["version"]: v for v in _versions(api)}
+    assert listed[old["version"]]["status"] == "superseded"
     assert listed[old["version"]]["in_force"] is False
     assert listed[new["version"]]["in_force"] is True
-    assert _ok(api.get(Role.TECHNICIAN, f"/specifications/{new['id']}")) == new
     (created,) = [e for e in audit_events(db, "specification.created") if e.entity_id == new["id"]]
     assert created.actor_id == author.id
     applied = [json.loads(e.new_values or "{}") for e in audit_events(db, "signature.applied")]
     assert {"record_type": "specification", "record_id": new["id"]}.items() <= applied[-1].items()
 
 
-def test_qc1_a_version_may_be_signed_with_another_meaning(api):
-    """SIG-2: the signer states the meaning of the signature."""
+def test_qc3_sig6_the_meaning_of_a_version_signature_is_bound_to_the_act(api):
+    """SIG-6 / QC-3: the author signs `performed`, the approver `approved`; a client cannot choose
+    another meaning (the field is refused, nothing is created)."""
     tests = _tests_in(_in_force(api))
-    new = _ok(_create(api, tests, meaning="reviewed"), 201)
-    assert new["signatures"][0]["meaning"] == "reviewed"
+    before = _counts(api)
+    _error(_create(api, tests, meaning="approved"), 422, "invalid_request")
+    assert _counts(api) == before
 
 
 @pytest.mark.parametrize("role", [Role.TECHNICIAN, Role.CLINICIAN, Role.ADMIN])
@@ -269,7 +279,9 @@ def test_qc1_a_batch_keeps_the_version_in_force_when_it_was_registered(api):
     still tested against the version pinned at its registration."""
     before = api.batch()
     old = _in_force(api)
-    new = _ok(_create(api, _with(_tests_in(old), "viability", min=75)), 201)
+    draft = _ok(_create(api, _with(_tests_in(old), "viability", min=75)), 201)
+    assert api.batch()["specification_id"] == old["id"]  # a draft is not in force (QC-3)
+    new = _ok(_approve(api, draft["id"]))
     after = api.batch()
 
     assert before["specification_id"] == old["id"]
@@ -297,7 +309,7 @@ def test_qc1_a_new_version_may_add_and_drop_tests(api):
             "min_inclusive": False,
         }
     ]
-    new = _ok(_create(api, tests), 201)
+    new = _in_force_new(api, tests)
     assert new["tests"][-1]["limit"] == "> 90 %"
     batch = api.batch()
     codes = [t["test"] for t in api.qc(batch["id"])["tests"]]

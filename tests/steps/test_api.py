@@ -15,11 +15,12 @@ from sqlmodel import col
 from app.audit.models import AuditEvent
 from app.auth.permissions import Role
 from app.batches.models import Batch
+from app.gmp_settings.groups import Group
 from app.identity.codes import DIN, VesselCode
 from app.main import create_app
 from app.steps.models import Step
 from app.vessels.models import Vessel
-from tests.helpers import Api, ago, audit_events, iso
+from tests.helpers import Api, ago, approve_gmp_settings, audit_events, iso
 
 # -- helpers ---------------------------------------------------------------------------------------
 
@@ -726,7 +727,8 @@ def test_a_step_needs_inputs(api):
 
 def test_culture_clock_passage_soft_limit_warns_and_hard_limit_refuses(api_with):
     """Issue 3 §8: past the soft limit a warning; past the hard limit 409 `culture_limit`."""
-    api = api_with(culture_passage_soft=1, culture_passage_hard=2)
+    api = api_with()
+    approve_gmp_settings(api.db, api.settings, Group.CULTURE_LIMITS, passage_soft=1, passage_hard=2)
     batch, flasks = _isolated(api)
     first = _ok(api.step(batch["id"], "passage", flasks, ["flask"]))  # passage 1: at the soft limit
     assert first["outputs"][0]["passage"] == 1 and first["warnings"] == []
@@ -746,7 +748,10 @@ def test_culture_clock_passage_soft_limit_warns_and_hard_limit_refuses(api_with)
 
 def test_culture_clock_population_doublings_limits(api_with):
     """Issue 3 §8: cumulative population doublings, computed from counts, are limited."""
-    api = api_with(culture_doublings_soft=3.0, culture_doublings_hard=5.0)
+    api = api_with()
+    approve_gmp_settings(
+        api.db, api.settings, Group.CULTURE_LIMITS, doublings_soft=3.0, doublings_hard=5.0
+    )
     batch, flasks = _isolated(api, seeded_cells=1_000_000)
     # 1e6 -> 16e6 : 4 doublings, past the soft limit only.
     first = _ok(
@@ -771,7 +776,8 @@ def test_culture_clock_population_doublings_limits(api_with):
 
 def test_culture_clock_days_in_culture_limits(api_with):
     """Issue 3 §8: days in culture count from the isolation."""
-    api = api_with(culture_days_soft=3, culture_days_hard=5)
+    api = api_with()
+    approve_gmp_settings(api.db, api.settings, Group.CULTURE_LIMITS, days_soft=3, days_hard=5)
     batch = _old_batch(api)
     isolation = api.step(
         batch["id"],
@@ -785,7 +791,7 @@ def test_culture_clock_days_in_culture_limits(api_with):
     response = api.step(batch["id"], "passage", flasks, ["flask"])
     assert "days in culture" in _error(response, 409, "culture_limit")
 
-    api = api_with(culture_days_soft=3, culture_days_hard=70)
+    approve_gmp_settings(api.db, api.settings, Group.CULTURE_LIMITS, days_soft=3, days_hard=70)
     batch = _old_batch(api)
     isolation = api.step(
         batch["id"],
@@ -837,8 +843,9 @@ def test_default_limits_give_no_warning_on_an_ordinary_run(api):
 def test_population_doublings_cannot_be_supplied_by_the_client(api_with, value):
     """Issue 3 §1/§8: doublings are computed by the server from counts; a client-supplied
     `population_doublings` must neither break the request nor wind the clock back."""
-    api = api_with(
-        raise_server_exceptions=False, culture_doublings_soft=3.0, culture_doublings_hard=5.0
+    api = api_with(raise_server_exceptions=False)
+    approve_gmp_settings(
+        api.db, api.settings, Group.CULTURE_LIMITS, doublings_soft=3.0, doublings_hard=5.0
     )
     batch, flasks = _isolated(api, seeded_cells=1_000_000)
     forged = api.step(
