@@ -12,7 +12,7 @@ from app.auth import service
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.config import Settings, SettingsDep
-from app.errors import NotAuthenticated
+from app.errors import NotAuthenticated, PasswordChangeRequired
 from app.pipeline import SessionDep, in_thread, run_unit
 
 TOKEN_COOKIE = "homeward_token"
@@ -37,12 +37,28 @@ async def principal_of(session: Session, settings: Settings, token: str) -> Prin
     return await in_thread(session, partial(run_unit, session, authenticate, read_only=True))
 
 
-async def current_principal(
+def refuse_pending_change(principal: Principal) -> Principal:
+    """403 `password_change_required` while the user must change their password (SEC-3)."""
+    if principal.password_change is not None:
+        raise PasswordChangeRequired(principal.password_change)
+    return principal
+
+
+async def signed_in_principal(
     session: SessionDep, settings: SettingsDep, token: TokenDep
 ) -> Principal:
+    """The token's principal, even one who must change their password first: only the password
+    change and logout accept it."""
     return await principal_of(session, settings, token)
 
 
+async def current_principal(
+    session: SessionDep, settings: SettingsDep, token: TokenDep
+) -> Principal:
+    return refuse_pending_change(await principal_of(session, settings, token))
+
+
+SignedIn = Annotated[Principal, Depends(signed_in_principal)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
@@ -60,5 +76,6 @@ def require(
 
 
 UserManager = Annotated[Principal, Depends(require(Permission.USERS_MANAGE))]
+SignInReportReader = Annotated[Principal, Depends(require(Permission.SIGN_IN_REPORT))]
 AuditReader = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 PatientAuditReader = Annotated[Principal, Depends(require(Permission.PATIENT_AUDIT_READ))]
