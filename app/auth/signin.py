@@ -51,7 +51,17 @@ def _count_source_failure(session: Session, settings: Settings, *, source: str) 
     """Remember one refused sign-in from `source` (pruning what the window no longer counts)."""
     now = utcnow()
     window = timedelta(minutes=settings.signin_source_window_minutes)
-    session.execute(delete(SignInFailure).where(col(SignInFailure.at) < now - window))
+    # Rows another failure is pruning are left to it (SKIP LOCKED): concurrent prunes never
+    # wait for, or deadlock on, each other (SQLite has one writer at a time anyway).
+    stale = session.execute(
+        select(SignInFailure.id)
+        .where(col(SignInFailure.at) < now - window)
+        .limit(500)
+        .with_for_update(skip_locked=True)
+    ).scalars()
+    stale_ids = list(stale)
+    if stale_ids:
+        session.execute(delete(SignInFailure).where(col(SignInFailure.id).in_(stale_ids)))
     session.add(SignInFailure(source=source, at=now))
     session.flush()
 
