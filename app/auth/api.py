@@ -86,7 +86,9 @@ def change_password(
 
 @router.get("/auth/sign-in-report", response_model=SignInReport)
 def sign_in_report(
-    session: SessionDep, _: SignInReportReader, since: Annotated[Timestamp, Query()]
+    session: SessionDep,
+    _: SignInReportReader,
+    since: Annotated[Timestamp | None, Query()] = None,
 ) -> SignInReport:
     found = signin.report(session, since=since)
     return SignInReport(

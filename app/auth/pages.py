@@ -1,7 +1,6 @@
 """Login, logout, password change and sign-in report pages: the token lives in an HttpOnly,
 SameSite=Strict cookie."""
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Form, Query, Request
@@ -12,7 +11,6 @@ from app.auth.api import client_source
 from app.auth.deps import TOKEN_COOKIE
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.clock import utcnow
 from app.config import SettingsDep
 from app.errors import InvalidRequest
 from app.pipeline import Router, SessionDep
@@ -100,6 +98,5 @@ def sign_in_report(
     principal: PageReportReader,
     since: Annotated[Timestamp | None, Query()] = None,
 ) -> HTMLResponse:
-    since = since or utcnow() - timedelta(days=7)
     found = signin.report(session, since=since)
     return render(request, "auth/sign_in_report.html", principal=principal, report=found)

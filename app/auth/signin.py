@@ -217,9 +217,16 @@ _FAILURES = frozenset(action.value for action in REPORTED) - {
 }
 
 
-def report(session: Session, *, since: datetime, until: datetime | None = None) -> Report:
-    """Every refused password and every lock or unlock from `since` (newest first, at most
-    REPORT_LIMIT), from the audit trail, for QA's review of break-in attempts (11.300(d))."""
+REPORT_DEFAULT_DAYS = 7
+
+
+def report(
+    session: Session, *, since: datetime | None = None, until: datetime | None = None
+) -> Report:
+    """Every refused password and every lock or unlock from `since` (default: the last
+    REPORT_DEFAULT_DAYS; newest first, at most REPORT_LIMIT), from the audit trail, for QA's
+    review of break-in attempts (11.300(d))."""
+    since = since or utcnow() - timedelta(days=REPORT_DEFAULT_DAYS)
     query = (
         select(AuditEvent)
         .where(
