@@ -59,8 +59,16 @@ def users_create(
     role: Annotated[list[str], typer.Option("--role", help="technician, qa, clinician or admin")],
     full_name: Annotated[str, typer.Option("--full-name")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    force_change: Annotated[
+        bool,
+        typer.Option(
+            "--force-change/--no-force-change",
+            help="the user must choose their own password at first sign-in (default: yes)",
+        ),
+    ] = True,
 ) -> None:
-    """Create a user; the password is read from standard input, never from the command line."""
+    """Create a user; the password is read from standard input, never from the command line.
+    The operator typed it, so by default the user must change it at first sign-in (ADR 0021)."""
     if not password_stdin:
         raise typer.BadParameter("pass the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
@@ -72,7 +80,13 @@ def users_create(
         raise typer.Exit(2) from exc
     try:
         with unit_of_work(_factory()) as session:
-            user = auth.create_user(session, get_settings(), actor="cli", **data.model_dump())
+            user = auth.create_user(
+                session,
+                get_settings(),
+                actor="cli",
+                must_change_password=force_change,
+                **data.model_dump(),
+            )
             typer.echo(f"created user {user.username} (id {user.id}): {', '.join(data.roles)}")
     except HomewardError as exc:
         typer.echo(f"error: {exc.detail}", err=True)

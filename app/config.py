@@ -26,6 +26,17 @@ class Settings(BaseSettings):
     display_timezone: str = "Europe/Rome"
     token_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
     lockout_threshold: int = Field(default=5, ge=1, le=100)
+    # A lock after `lockout_threshold` failures ends by itself after this many minutes (0: only
+    # an admin lifts it); a source with `signin_source_limit` refused sign-ins within the window
+    # is refused before any check (SEC-4, ADR 0021).
+    lockout_minutes: int = Field(default=15, ge=0, le=7 * 24 * 60)
+    signin_source_limit: int = Field(default=20, ge=1, le=10_000)
+    signin_source_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # Passwords (SEC-3, 21 CFR 11.300(b)): days before one must be changed (0: never), how many
+    # previous ones may not be chosen again, the least zxcvbn score (0-4) a new one must reach.
+    password_max_age_days: int = Field(default=180, ge=0, le=3650)
+    password_history: int = Field(default=5, ge=0, le=50)
+    password_min_score: int = Field(default=3, ge=0, le=4)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Argon2id cost (RFC 9106 "second recommended" profile by default). Tests lower it to keep
     # the suite fast; production must not.

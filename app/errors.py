@@ -58,6 +58,25 @@ class Forbidden(HomewardError):
     code, status = "forbidden", 403
 
 
+class PasswordChangeRequired(Forbidden):
+    """A signed-in user who must choose a new password before anything else (SEC-3)."""
+
+    code = "password_change_required"
+
+
+class WeakPassword(HomewardError):
+    """A new password the strength check or the history refuses (SEC-3)."""
+
+    code, status = "weak_password", 422
+
+
+class TooManyAttempts(HomewardError):
+    """A source that failed to sign in too often lately: refused before any check (SEC-4)."""
+
+    code, status = "too_many_attempts", 429
+    headers = {"Retry-After": "60"}
+
+
 class NotFound(HomewardError):
     code, status = "not_found", 404
 

@@ -11,11 +11,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
-from app.auth.deps import TOKEN_COOKIE, principal_of, require
+from app.auth.deps import TOKEN_COOKIE, principal_of, refuse_pending_change, require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
-from app.errors import AccountLocked, HomewardError, InvalidCredentials, NotAuthenticated
+from app.errors import (
+    AccountLocked,
+    HomewardError,
+    InvalidCredentials,
+    NotAuthenticated,
+    PasswordChangeRequired,
+    TooManyAttempts,
+)
 from app.pipeline import Deferred, Router, SessionDep
 from app.websecurity import csrf_field
 
@@ -40,12 +47,18 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
-async def page_principal(request: Request, session: SessionDep) -> Deferred[Principal]:
-    """The logged-in user of a page, from the HttpOnly cookie set at login."""
+async def signed_in_page_principal(request: Request, session: SessionDep) -> Deferred[Principal]:
+    """The logged-in user of a page, from the HttpOnly cookie set at login, even one who must
+    change their password first (only the password page accepts that one)."""
     token = request.cookies.get(TOKEN_COOKIE)
     if not token:
         raise NotAuthenticated("Log in to continue.")
     return principal_of(session, request.app.state.settings, token)
+
+
+async def page_principal(request: Request, session: SessionDep) -> Deferred[Principal]:
+    """The logged-in user of a page; one who must change their password is sent to do so."""
+    return (await signed_in_page_principal(request, session)).then(refuse_pending_change)
 
 
 PagePrincipal = Annotated[Principal, Depends(page_principal)]
@@ -60,8 +73,14 @@ def page_error(request: Request, exc: HomewardError) -> HTMLResponse | RedirectR
     """A refusal on a page: back to the login form when not logged in, else an error page."""
     if isinstance(exc, NotAuthenticated):
         return RedirectResponse("/login", status_code=303)
-    if isinstance(exc, (InvalidCredentials, AccountLocked)) and request.url.path == "/login":
+    if isinstance(exc, PasswordChangeRequired):
+        return RedirectResponse("/password", status_code=303)
+    if isinstance(exc, (InvalidCredentials, AccountLocked, TooManyAttempts)) and (
+        request.url.path == "/login"
+    ):
         return render(request, "auth/login.html", status_code=exc.status, error=exc)
+    if request.url.path == "/password":  # the form again, with what to fix
+        return render(request, "auth/password.html", status_code=exc.status, error=exc)
     return render(request, "error.html", status_code=exc.status, error=exc)
 
 

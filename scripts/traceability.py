@@ -62,6 +62,8 @@ REQUIREMENTS: dict[str, tuple[str, str | None]] = {
     "CLN-2": ("infusion scheduling", None),
     "CLN-3": ("dispatch and receipt custody with temperature", None),
     "SEC-2": ("separation of duties: admin never with qa or clinician; reasons", None),
+    "SEC-3": ("password change, forced change, ageing, history, strength", None),
+    "SEC-4": ("sign-in: lockout no stranger can abuse, equal-time answers, report", None),
     "SEC": ("Argon2, idle expiry, revocation, lockout, permission table, no PII in logs", None),
     "REL": ("bad input 4xx and no change; concurrent conflicts have one winner", None),
     "PERF": ("measured by benchmarks in benchmarks/, not by tests", None),

@@ -31,6 +31,7 @@ from app.patients import service as patients
 from app.patients.schemas import PatientCreate
 
 PASSWORD = "correct-horse-battery"
+NEW_PASSWORD = "saffron-quokka-lantern"  # chosen at first sign-in (Api.first_sign_in, SEC-3)
 _counter = itertools.count(1)
 
 
@@ -174,6 +175,19 @@ class Api:
         response = self.login(user.username, password)
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    def first_sign_in(
+        self, username: str, password: str, new_password: str = NEW_PASSWORD
+    ) -> dict[str, str]:
+        """Headers of a user an admin created (POST /users) or reset: they sign in and change
+        the password they were given, as a real client must before any other call (SEC-3)."""
+        response = self.login(username, password)
+        assert response.status_code == 200, response.text
+        headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        body = {"current_password": password, "new_password": new_password}
+        changed = self.client.post("/api/v1/auth/password", json=body, headers=headers)
+        assert changed.status_code == 204, changed.text
+        return headers
 
     def as_role(self, role: Role) -> dict[str, str]:
         """Headers of a (cached) user holding only `role`."""

@@ -63,6 +63,24 @@ def test_users_create_reads_the_password_from_stdin(cli_db):
         assert user.password_hash.startswith("$argon2id$")
 
 
+def test_sec3_users_create_forces_a_change_at_first_sign_in_unless_told_not_to(cli_db):
+    """The operator typed the password, so by default it must be changed (ADR 0021)."""
+    base = ["users", "create", "--role", "technician", "--full-name", "T", "--password-stdin"]
+    assert (
+        runner.invoke(cli, [*base[:2], "ana", *base[2:]], input="plum-harbour-violin\n").exit_code
+        == 0
+    )
+    kept = [*base[:2], "svc", *base[2:], "--no-force-change"]
+    assert runner.invoke(cli, kept, input="plum-harbour-violin\n").exit_code == 0
+    weak = runner.invoke(cli, [*base[:2], "bob", *base[2:]], input="password\n")
+    assert weak.exit_code == 1 and "guess" in weak.output
+    with _session(cli_db) as session:
+        forced, free = auth.user_by_username(session, "ana"), auth.user_by_username(session, "svc")
+        assert forced is not None and forced.password_change_required
+        assert free is not None and not free.password_change_required
+        assert auth.user_by_username(session, "bob") is None
+
+
 def test_users_create_refuses_bad_roles_and_duplicates(cli_db):
     args = ["users", "create", "sam", "--role", "qa", "--full-name", "Sam", "--password-stdin"]
     assert runner.invoke(cli, args, input="long-enough-pw\n").exit_code == 0

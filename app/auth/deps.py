@@ -12,7 +12,7 @@ from app.auth import service
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.config import Settings, SettingsDep
-from app.errors import NotAuthenticated
+from app.errors import NotAuthenticated, PasswordChangeRequired
 from app.pipeline import Deferred, SessionDep
 
 TOKEN_COOKIE = "homeward_token"
@@ -37,13 +37,29 @@ def principal_of(session: Session, settings: Settings, token: str) -> Deferred[P
     return Deferred(session, lambda db: service.authenticate(db, settings, token))
 
 
-async def current_principal(
+def refuse_pending_change(principal: Principal) -> Principal:
+    """403 `password_change_required` while the user must change their password (SEC-3)."""
+    if principal.password_change is not None:
+        raise PasswordChangeRequired(principal.password_change)
+    return principal
+
+
+async def signed_in_principal(
     session: SessionDep, settings: SettingsDep, token: TokenDep
 ) -> Deferred[Principal]:
+    """The token's principal, even one who must change their password first: only the password
+    change and logout accept it."""
     return principal_of(session, settings, token)
 
 
-# The route receives the resolved Principal (the unit of work resolves Deferred values).
+async def current_principal(
+    session: SessionDep, settings: SettingsDep, token: TokenDep
+) -> Deferred[Principal]:
+    return principal_of(session, settings, token).then(refuse_pending_change)
+
+
+# Routes receive the resolved Principal (the unit of work resolves Deferred values).
+SignedIn = Annotated[Principal, Depends(signed_in_principal)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
@@ -68,5 +84,6 @@ def require(
 
 
 UserManager = Annotated[Principal, Depends(require(Permission.USERS_MANAGE))]
+SignInReportReader = Annotated[Principal, Depends(require(Permission.SIGN_IN_REPORT))]
 AuditReader = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 PatientAuditReader = Annotated[Principal, Depends(require(Permission.PATIENT_AUDIT_READ))]

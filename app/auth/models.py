@@ -1,5 +1,6 @@
 from datetime import datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from app.clock import utcnow
@@ -16,7 +17,13 @@ class User(SQLModel, table=True):
     active: bool = True
     locked: bool = False
     failed_logins: int = 0
+    # A lock after repeated failures ends by itself at this time (None: only an admin ends it).
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Set at creation by an admin and by an admin's reset: every call but the change answers 403
+    # until the user chooses their own password (SEC-3). Ageing is counted from the last change.
+    password_change_required: bool = False
+    password_changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class UserRole(SQLModel, table=True):
@@ -36,3 +43,26 @@ class AuthToken(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     last_used_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PasswordHistory(SQLModel, table=True):
+    """A password a user had before (its Argon2 hash): the last N may not be chosen again."""
+
+    __tablename__ = "password_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    password_hash: str = Field(max_length=255)
+    replaced_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SignInFailure(SQLModel, table=True):
+    """One refused sign-in, by source: what per-source throttling counts (SEC-4). Rows older
+    than the throttling window are pruned; the audit trail keeps the permanent record."""
+
+    __tablename__ = "sign_in_failure"
+    __table_args__ = (Index("ix_sign_in_failure_source_at", "source", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=64)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)

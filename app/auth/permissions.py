@@ -51,6 +51,7 @@ class Permission(StrEnum):
     INFUSION_PLAN = "infusion.plan"
     TRACE_REPORT = "trace.report"
     WEBHOOKS_READ = "webhooks.read"
+    SIGN_IN_REPORT = "sign_in.report"  # failed sign-ins and locks (SEC-4, 11.300(d))
     AUDIT_READ = "audit.read"  # the trail of records of no patient (users, logins)
     PATIENT_AUDIT_READ = "audit.read_patient"  # patients' trails, which hold personal data
     VALIDATION_SIGN = "validation.sign"  # QA e-signs an operational-qualification report (VAL-1)
@@ -80,6 +81,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.QA: _LAB_READ
     | {
         Permission.AUDIT_READ,
+        Permission.SIGN_IN_REPORT,
         Permission.PATIENT_AUDIT_READ,
         Permission.PATIENT_VOID,
         Permission.BIOPSY_VOID,
@@ -118,6 +120,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         {
             Permission.USERS_MANAGE,
             Permission.AUDIT_READ,
+            Permission.SIGN_IN_REPORT,
             Permission.CATALOGUE_READ,
             Permission.CATALOGUE_MANAGE,
             Permission.WEBHOOKS_READ,

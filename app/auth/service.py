@@ -1,9 +1,9 @@
-"""Users, roles, login, tokens, lockout. Every change is audited in its own transaction."""
+"""Users, roles, tokens, lockout. Every change is audited in its own transaction. Sign-in itself
+is in `signin`, password changes and resets in `passwords`."""
 
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
@@ -12,7 +12,7 @@ from sqlmodel import Session, col
 
 from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
-from app.auth import security
+from app.auth import policy, security
 from app.auth.models import AuthToken, User, UserRole
 from app.auth.permissions import Permission, Role, incompatible, permissions_of
 from app.auth.repository import lock_user
@@ -21,13 +21,11 @@ from app.clock import as_utc, utcnow
 from app.config import Settings
 from app.db import add_unique, busy_error
 from app.errors import (
-    AccountLocked,
     Aftermath,
     Conflict,
     DuplicateUsername,
     Forbidden,
     IncompatibleRoles,
-    InvalidCredentials,
     NotAuthenticated,
     NotFound,
 )
@@ -45,6 +43,8 @@ class Principal:
 
     user: User
     roles: frozenset[Role]
+    # Why the user must change their password before anything else (SEC-3), or None.
+    password_change: str | None = None
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -136,14 +136,19 @@ def create_user(
     full_name: str,
     password: str,
     roles: list[Role],
+    must_change_password: bool = False,
 ) -> User:
     """A new active user with `roles`; a taken username is a 409, roles one person may not hold
-    together a 422 (SEC-2)."""
+    together a 422 (SEC-2), a password too easy to guess a 422 (SEC-3). With
+    `must_change_password` (an account an admin created) every call but the change answers 403
+    until the user has chosen their own password."""
     check_separation(roles)
+    policy.check_strength(settings, password, username=username, full_name=full_name)
     user = User(
         username=username,
         full_name=full_name,
         password_hash=security.hash_password(settings, password),
+        password_change_required=must_change_password,
     )
     add_unique(session, user, DuplicateUsername(f"The username {username!r} is already taken."))
     assert user.id is not None
@@ -155,7 +160,12 @@ def create_user(
         action=AuditAction.USER_CREATED,
         entity_type=EntityType.USER,
         entity_id=user.id,
-        new={"username": username, "full_name": full_name, "roles": sorted(roles)},
+        new={
+            "username": username,
+            "full_name": full_name,
+            "roles": sorted(roles),
+            "password_change_required": must_change_password,
+        },
         coi=None,
     )
     return user
@@ -198,7 +208,7 @@ def set_active(session: Session, *, actor: User, user: User, active: bool) -> No
     user.active = active
     session.add(user)
     if not active:
-        _revoke_all_tokens(session, user)
+        revoke_tokens(session, user)
     session.flush()
     audit.record(
         session,
@@ -214,8 +224,9 @@ def set_active(session: Session, *, actor: User, user: User, active: bool) -> No
 
 def unlock(session: Session, *, actor: User, user: User) -> None:
     """Lift a lockout and reset the failure count."""
-    old = {"locked": user.locked, "failed_logins": user.failed_logins}
+    old = {"locked": is_locked(user), "failed_logins": user.failed_logins}
     user.locked = False
+    user.locked_until = None
     user.failed_logins = 0
     session.add(user)
     session.flush()
@@ -231,6 +242,13 @@ def unlock(session: Session, *, actor: User, user: User) -> None:
     )
 
 
+def is_locked(user: User, now: datetime | None = None) -> bool:
+    """True while `user`'s lock holds: a temporary lock ends by itself at `locked_until`."""
+    if not user.locked:
+        return False
+    return user.locked_until is None or as_utc(user.locked_until) > (now or utcnow())
+
+
 def record_failed_password(
     session: Session,
     settings: Settings,
@@ -242,7 +260,9 @@ def record_failed_password(
     """Count one wrong password against `user_id`, lock at the threshold, audit both (SIG-5).
 
     Runs as the aftermath of a refusal, in its own transaction; the increment is atomic so
-    concurrent failures all count.
+    concurrent failures all count. The lock lasts `lockout_minutes` (SEC-4). A lock caused by
+    sign-ins, which anyone can attempt, leaves the user's open sessions alone (they proved the
+    password); one caused inside a session (a signature, a witness, a password change) ends them.
     """
     failures = session.execute(
         update(User)
@@ -261,11 +281,15 @@ def record_failed_password(
         new={"failed_attempts": failures, **(context or {})},
         coi=None,
     )
-    if failures >= settings.lockout_threshold and not user.locked:
+    if failures >= settings.lockout_threshold and not is_locked(user):
         user.locked = True
+        minutes = settings.lockout_minutes
+        user.locked_until = utcnow() + timedelta(minutes=minutes) if minutes else None
         session.add(user)
-        _revoke_all_tokens(session, user)
+        if action != AuditAction.LOGIN_FAILED:
+            revoke_tokens(session, user)
         session.flush()
+        until = user.locked_until.isoformat() if user.locked_until else None
         audit.record(
             session,
             actor="system",
@@ -273,81 +297,10 @@ def record_failed_password(
             entity_type=EntityType.USER,
             entity_id=user_id,
             old={"locked": False},
-            new={"locked": True, "failed_attempts": failures},
+            new={"locked": True, "failed_attempts": failures, "locked_until": until},
             reason=f"{failures} consecutive failed password attempts",
             coi=None,
         )
-
-
-def _record_unknown_login(session: Session, *, username: str) -> None:
-    audit.record(
-        session,
-        actor="anonymous",
-        action=AuditAction.LOGIN_FAILED,
-        entity_type=EntityType.USER,
-        entity_id=None,
-        new={
-            "username": username if USERNAME_RE.fullmatch(username) else "(not a valid username)",
-            "reason": "unknown or inactive user",
-        },
-        coi=None,
-    )
-
-
-def login(session: Session, settings: Settings, *, username: str, password: str) -> str:
-    """A new bearer token for valid credentials; failures are audited and count to lockout."""
-    wrong = "Wrong username or password."
-    user = user_by_username(session, username)
-    if user is None or not user.active:
-        security.burn_password_check(settings, password)
-        raise InvalidCredentials(wrong, aftermath=partial(_record_unknown_login, username=username))
-    assert user.id is not None
-    if user.locked:
-        raise AccountLocked(
-            "This account is locked after repeated failed attempts; an administrator must "
-            "unlock it.",
-            aftermath=partial(
-                audit.record,
-                actor=user.username,
-                action=AuditAction.LOGIN_FAILED,
-                entity_type=EntityType.USER,
-                entity_id=user.id,
-                new={"reason": "account locked"},
-                coi=None,
-            ),
-        )
-    if not security.password_matches(settings, user.password_hash, password):
-        raise InvalidCredentials(
-            wrong,
-            aftermath=partial(
-                record_failed_password,
-                settings=settings,
-                user_id=user.id,
-                action=AuditAction.LOGIN_FAILED,
-            ),
-        )
-    user.failed_logins = 0
-    session.add(user)
-    token = security.new_token()
-    now = utcnow()
-    session.add(
-        AuthToken(
-            digest=security.token_digest(settings, token),
-            user_id=user.id,
-            created_at=now,
-            last_used_at=now,
-        )
-    )
-    session.flush()
-    audit.record(
-        session,
-        actor=user,
-        action=AuditAction.LOGIN,
-        entity_type=EntityType.USER,
-        entity_id=user.id,
-        coi=None,
-    )
-    return token
 
 
 # A token with its user and each of the user's roles (built once: it runs on every request).
@@ -374,11 +327,17 @@ def authenticate(session: Session, settings: Settings, token: str) -> Principal:
     idle = now - as_utc(row.last_used_at)
     if row.revoked_at is not None or idle > timedelta(minutes=settings.token_idle_minutes):
         raise ended
-    if not user.active or user.locked:
+    # A lock stops new sign-ins, not the sessions that proved the password before it (SEC-4);
+    # a lock earned inside a session revoked that session's tokens when it was set.
+    if not user.active:
         raise ended
     if idle > TOUCH_INTERVAL:
         _touch(session, digest, now)
-    return Principal(user=user, roles=frozenset(Role(r) for _, _, r in rows if r is not None))
+    return Principal(
+        user=user,
+        roles=frozenset(Role(r) for _, _, r in rows if r is not None),
+        password_change=policy.change_required(settings, user, now),
+    )
 
 
 def _touch(session: Session, digest: str, now: datetime) -> None:
@@ -427,9 +386,11 @@ def logout(session: Session, settings: Settings, *, principal: Principal, token:
     )
 
 
-def _revoke_all_tokens(session: Session, user: User) -> None:
-    session.execute(
-        update(AuthToken)
-        .where(col(AuthToken.user_id) == user.id, col(AuthToken.revoked_at).is_(None))
-        .values(revoked_at=utcnow())
+def revoke_tokens(session: Session, user: User, *, keep: str | None = None) -> None:
+    """End every open session of `user`, except the token whose digest is `keep`."""
+    query = update(AuthToken).where(
+        col(AuthToken.user_id) == user.id, col(AuthToken.revoked_at).is_(None)
     )
+    if keep is not None:
+        query = query.where(col(AuthToken.digest) != keep)
+    session.execute(query.values(revoked_at=utcnow()))

@@ -101,7 +101,13 @@ def _witness(session: Session, settings: Settings, *, actor: User, data: Infusio
         )
     witness = auth.user_by_username(session, data.witness_username)
     wrong = "The witness's username or password is wrong; nothing was recorded."
-    if witness is None or not witness.active or witness.locked:
+    # A witness whose password an admin set (and so knows) cannot witness until they change it.
+    if (
+        witness is None
+        or not witness.active
+        or auth.is_locked(witness)
+        or witness.password_change_required
+    ):
         security.burn_password_check(settings, data.witness_password)
         raise InvalidCredentials(wrong, aftermath=refusal)
     if not security.password_matches(settings, witness.password_hash, data.witness_password):

@@ -59,7 +59,7 @@ def authenticate(
     holding `admin` is refused once the password is checked (SEC-2).
     """
     assert user.id is not None
-    if user.locked or not user.active:
+    if auth.is_locked(user) or not user.active:
         raise AccountLocked("This account is locked or inactive; it cannot sign.")
     if not security.password_matches(settings, user.password_hash, password):
         raise InvalidCredentials(

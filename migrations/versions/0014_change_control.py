@@ -1,7 +1,7 @@
 """change control: specification status, GMP settings as versioned records
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 Create Date: 2026-12-02 13:30:00.000000
 
 QC-3 (ADR 0022): a specification version is `draft`, `approved` (in force) or `superseded`; at
@@ -20,7 +20,7 @@ from alembic import op
 import app.db
 
 revision: str = "0014"
-down_revision: str | None = "0011"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -192,12 +192,16 @@ def test_sec_failed_logins_lock_the_account_at_the_threshold_aud1_audited(api, d
     assert _events_for(db, AuditAction.LOGIN, user.id) == []
 
 
-def test_sec_locking_an_account_ends_its_open_sessions(api, db):
+def test_sec4_a_lock_from_anonymous_sign_ins_leaves_the_users_open_sessions_alone(api, db):
+    """Anyone can type wrong passwords for a known username: that must not throw the account's
+    owner out of the session in which they already proved their password (SEC-4)."""
     user = _user(api)
     token = _token(api, user)
     for _ in range(api.settings.lockout_threshold):
         api.login(user.username, WRONG)
-    _error(_me(api, token), 401, "not_authenticated")
+    assert _fresh(db, user).locked
+    assert _me(api, token).status_code == 200
+    _error(api.login(user.username), 401, "account_locked")
 
 
 def test_sec_an_admin_unlocks_a_locked_account_and_login_works_again(api, db):
@@ -362,11 +366,16 @@ def test_sec_admin_creates_a_user_per_contract_aud1_audited(api, db):
     (event,) = _events_for(db, AuditAction.USER_CREATED, data["id"])
     assert event.actor_id == admin.id
     assert json.loads(event.new_values or "{}")["username"] == body["username"]
-    # The new user can log in with the given password and holds the given roles.
+    # The new user can log in with the given password, must choose their own (SEC-3), and then
+    # holds the given roles.
     login = api.login(body["username"], body["password"])
     assert login.status_code == 200
-    me = _me(api, login.json()["access_token"]).json()
-    assert sorted(me["roles"]) == ["clinician", "qa"]
+    assert login.json()["credential_change_required"] is True
+    _error(_me(api, login.json()["access_token"]), 403, "password_change_required")
+    me = api.client.get(
+        "/api/v1/auth/me", headers=api.first_sign_in(body["username"], body["password"])
+    )
+    assert sorted(me.json()["roles"]) == ["clinician", "qa"]
 
 
 def test_sec_passwords_are_stored_as_argon2id_and_never_shown_or_audited(api, db):

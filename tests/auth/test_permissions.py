@@ -20,7 +20,7 @@ from tests.helpers import make_user
 
 PUBLIC = {("POST", "/auth/token")}
 # Routes any authenticated user may call, whatever their roles: they concern only the caller.
-ANY_AUTHENTICATED = {("GET", "/auth/me"), ("POST", "/auth/logout")}
+ANY_AUTHENTICATED = {("GET", "/auth/me"), ("POST", "/auth/logout"), ("POST", "/auth/password")}
 PATIENT_DATA = {Permission.PATIENT_READ, Permission.BATCH_READ, Permission.SCAN}
 
 

@@ -26,6 +26,7 @@ from tests.server import running_server
 
 ADMIN, ADMIN_PASSWORD = "site-admin", "the site admin's own password"
 QA, QA_PASSWORD = "site-qa", "the site QA's own password"
+QA2 = "site-qa-2"  # approves what QA authored (four-eyes, QC-3)
 TEST_FIELDS = ("test", "name", "method", "unit", "min", "max", "min_inclusive", "max_inclusive")
 TEST_FIELDS += ("expected", "answers", "critical")
 
@@ -45,9 +46,12 @@ def put_a_signed_specification_in_force(url: str, password: str = QA_PASSWORD) -
         assert created.status_code == 201, created.text
         spec = created.json()
         if spec.get("status") == "draft":
-            approval = {"password": qa.password, "comment": "site specification"}
+            approver = sign_in(http, QA2, password, "qa")
+            approval = {"password": approver.password, "comment": "site specification"}
             answer = http.post(
-                f"{API}/specifications/{spec['id']}/approve", json=approval, headers=qa.headers
+                f"{API}/specifications/{spec['id']}/approve",
+                json=approval,
+                headers=approver.headers,
             )
             assert answer.status_code == 200, answer.text
             spec = answer.json()
@@ -73,6 +77,15 @@ def install(committed_engine: Engine, settings: Settings) -> Iterator[str]:
             actor="cli",
             username=QA,
             full_name="Site QA",
+            password=QA_PASSWORD,
+            roles=[Role.QA],
+        )
+        auth.create_user(
+            session,
+            settings,
+            actor="cli",
+            username=QA2,
+            full_name="Site QA Two",
             password=QA_PASSWORD,
             roles=[Role.QA],
         )

@@ -73,7 +73,11 @@ CHECKS: tuple[Check, ...] = (
 )
 
 # Requirements this walk does not show through the API, and why; the report lists them.
+_NOT_YET = "not walked yet: its operational-qualification check is still to be written (issue 14)"
 NOT_WALKED: dict[str, str] = {
-    "LBL-6": "planned by issue 13",
+    "LBL-6": _NOT_YET,
+    "QC-3": _NOT_YET,
+    "SEC-3": _NOT_YET,
+    "SEC-4": _NOT_YET,
     "VAL-1": "this run and its report are the evidence",
 }
