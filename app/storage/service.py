@@ -29,6 +29,7 @@ from app.errors import (
     PositionTaken,
 )
 from app.identity.codes import parse_vessel_code
+from app.labels.scanned import scanned_vessel_code
 from app.lifecycle import transition
 from app.release import integrity
 from app.storage.models import CustodyEvent, Location
@@ -152,7 +153,7 @@ def record_custody(
     (CLN-3), receipt only of a dispatched dose; a dose's first dispatch issues its batch; a dose
     outside its storage type's temperature range opens a deviation."""
     principal.require(EVENT_PERMISSION[data.event])
-    parsed = parse_vessel_code(code).value
+    parsed = scanned_vessel_code(session, code)
     found = identity_by_code(session, parsed, lock=True)
     if found is None:
         raise NotFound(f"No vessel has code {parsed}.")
