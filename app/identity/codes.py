@@ -131,7 +131,12 @@ def parse_din(raw: str) -> DIN:
 def parse_din_flags(raw: str) -> "FlaggedDIN":
     """A DIN with its flags ("00" when none are given): 13 characters, 14 with the check
     character, or 15 with the flag characters (data structure 001, with or without its `=`)."""
-    code = normalize(raw).removeprefix("=")
+    code = normalize(raw)
+    # `=` before a DIN without its flags is read as the data identifier only before a letter:
+    # before a digit, it may be the misread first letter of a DIN given with its check
+    # character, which would then pass for a DIN of a numeric facility id.
+    if code.startswith("=") and (len(code) == 1 + DIN_LENGTH + 2 or code[1:2].isalpha()):
+        code = code[1:]
     if len(code) not in (DIN_LENGTH, DIN_LENGTH + 1, DIN_LENGTH + 2) or not _DIN_RE.fullmatch(
         code[:DIN_LENGTH]
     ):
