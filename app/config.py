@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     database_url: str = "sqlite:///./homeward.db"
     secret_key: str = DEFAULT_SECRET_KEY
-    facility_id: str = Field(default="A9999", pattern=r"^[A-NP-Z][0-9]{4}$")
+    facility_id: str = Field(default="A9999", pattern=r"^[A-NP-Z1-9][0-9]{4}$")
     display_timezone: str = "Europe/Rome"
     token_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
     lockout_threshold: int = Field(default=5, ge=1, le=100)

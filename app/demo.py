@@ -390,7 +390,11 @@ def prepare_release(
             qc.review(session, settings, actor=reviewer, result_id=result_id, data=review)
     for code in unlabelled_doses(session, batch_id):
         labels.print_vessel(
-            session, actor=labeller, code=code, request=VesselPrintRequest(format=PrintFormat.ZPL)
+            session,
+            settings,
+            actor=labeller,
+            code=code,
+            request=VesselPrintRequest(format=PrintFormat.ZPL),
         )
 
 

@@ -4,7 +4,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -15,6 +14,7 @@ from app.auth.deps import TOKEN_COOKIE, principal_of, refuse_pending_change, req
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
+from app.clock import local_text
 from app.errors import (
     AccountLocked,
     HomewardError,
@@ -35,8 +35,7 @@ def _local_time(context: dict[str, Any], value: datetime | None) -> str:
     """A UTC instant shown in the facility's display time zone (CONVENTIONS 11)."""
     if value is None:
         return ""
-    zone = ZoneInfo(context["request"].app.state.settings.display_timezone)
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return local_text(value, context["request"].app.state.settings.display_timezone)
 
 
 templates.env.filters["local"] = _local_time

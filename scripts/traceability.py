@@ -57,7 +57,7 @@ REQUIREMENTS: dict[str, tuple[str, str | None]] = {
     "LBL-3": ("SVG, PNG, PDF sheet, ZPL", None),
     "LBL-4": ("print log, reprints, voiding, reconciliation", None),
     "LBL-5": ("GET previews; printing is a logged POST; no label for used-up vessels", None),
-    "LBL-6": ("dose label content of EU/US/trial rules; ISBT 128 data structures", "issue 13"),
+    "LBL-6": ("dose label content of EU/US/trial rules; ISBT 128 data structures", None),
     "CLN-1": ("readiness board", None),
     "CLN-2": ("infusion scheduling", None),
     "CLN-3": ("dispatch and receipt custody with temperature", None),

@@ -28,7 +28,8 @@ from app.errors import (
     NotReleased,
     chained,
 )
-from app.identity.codes import normalize, parse_vessel_code
+from app.identity.codes import normalize
+from app.labels.scanned import scanned_vessel_code
 from app.patients.models import Patient
 from app.release import integrity
 from app.release import service as release
@@ -114,7 +115,7 @@ def verify(
     """Run every bedside check in order; a refusal is audited (as its aftermath) with its code."""
     found: VesselIdentity | None = None
     try:
-        parsed = parse_vessel_code(data.dose_code).value
+        parsed = scanned_vessel_code(session, data.dose_code)
         found = identity_by_code(session, parsed, lock=lock)
         if found is None:
             raise NotFound(f"No dose has code {parsed}.")

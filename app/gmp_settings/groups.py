@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_vali
 from pydantic.dataclasses import dataclass as validated
 
 from app.errors import InvalidRequest
+from app.identity.codes import PDC_PATTERN
 from app.types import LongText, Name, ShortText
 
 _STRICT = ConfigDict(extra="forbid")
@@ -114,7 +115,7 @@ class LabelProduct:
     investigational: bool
     sponsor: Name
     trial_code: ShortText
-    isbt_product_code: Annotated[str, Field(pattern=r"^[A-Z][0-9A-Z]{4}[0-9A-Z]{3}$")]
+    isbt_product_code: Annotated[str, Field(pattern=rf"^{PDC_PATTERN}$")]
 
 
 SHAPES: dict[Group, type] = {
@@ -151,20 +152,23 @@ DEFAULTS: dict[Group, Any] = {
     Group.LABEL_PRODUCT: LabelProduct(
         product_name="Autologous mesoangioblasts",
         product_description=(
-            "Expanded autologous muscle-derived mesoangioblasts (the patient's own cells). "
-            "Contains cells of human origin."
+            "Ex vivo expanded autologous mesoangioblasts (vessel-associated muscle progenitor "
+            "cells) from the patient's own muscle biopsy"
         ),
-        pharmaceutical_form="Cell suspension for infusion",
-        route_of_administration="Intra-arterial infusion",
-        excipients="Saline solution with 5 % human serum albumin",
-        storage_conditions="Do not irradiate. Do not freeze. Do not shake.",
-        storage_temperature="2 °C to 8 °C",
-        establishment_name="Homeward demo cell lab",
+        pharmaceutical_form="Dispersion for infusion",
+        route_of_administration="Intra-arterial use",
+        excipients="Sodium chloride 9 mg/mL solution, human albumin 20 mg/mL",
+        storage_conditions=(
+            "Do not freeze. Do not irradiate. Keep in the validated transport box, upright and "
+            "protected from light. Do not open the bag before administration."
+        ),
+        storage_temperature="+2 °C to +8 °C",
+        establishment_name="Homeward Cell Therapy Facility (example)",
         establishment_address="Via dell'Esempio 1, 20100 Milano, Italy",
         investigational=True,
-        sponsor="Homeward demo sponsor",
-        trial_code="DEMO-2026-01",
-        isbt_product_code="S0000V00",
+        sponsor="Homeward Trial Sponsor (example), +39 02 0000 0000",
+        trial_code="EU CT 2026-500000-00-00",
+        isbt_product_code="D0001",
     ),
 }
 

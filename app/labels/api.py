@@ -8,6 +8,7 @@ from sqlmodel import Session
 from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.config import SettingsDep
 from app.labels import service
 from app.labels.schemas import (
     BatchPrintRequest,
@@ -71,6 +72,7 @@ _PRINTED: dict[int | str, dict[str, Any]] = {
 def vessel_label(
     code: CodeInput,
     session: SessionDep,
+    settings: SettingsDep,
     _: Reader,
     format: Annotated[LabelFormat, Query()] = LabelFormat.SVG,
     dpi: Annotated[QueryDpi | None, Query()] = None,
@@ -79,13 +81,24 @@ def vessel_label(
     print would come out; it logs nothing (LBL-5): printing is `POST /vessels/{code}/print`.
     PNG defaults to 300 dpi, ZPL to a 203 dpi printer."""
     chosen = dpi or service.default_dpi(format)
-    return _document(service.preview_vessel(session, code=code, fmt=format, dpi=chosen))
+    return _document(service.preview_vessel(session, settings, code=code, fmt=format, dpi=chosen))
+
+
+@router.get("/vessels/{code}/label/accompanying", response_class=Response)
+def accompanying_document(
+    code: CodeInput, session: SessionDep, settings: SettingsDep, _: Reader
+) -> Response:
+    """The A4 document that travels with a dose (LBL-6): the product particulars that do not fit
+    on the bag label (excipients, storage conditions, establishment, instructions, disposal)
+    with the identifiers that tie it to the bag. A document: reading it logs nothing."""
+    return _document(service.accompanying_document(session, settings, code=code))
 
 
 @router.get("/batches/{batch_id}/labels", response_class=Response)
 def batch_labels(
     batch_id: Id,
     session: SessionDep,
+    settings: SettingsDep,
     _: Reader,
     format: Annotated[SheetFormat, Query()] = SheetFormat.PDF,
     layout: Annotated[SheetLayout, Query()] = SheetLayout.ROLL,
@@ -94,28 +107,40 @@ def batch_labels(
     """A preview of the labels of the batch's vessels still in use (LBL-3): a PDF at real label
     sizes (`layout=roll`) or on A4 sheets, or ZPL; it logs nothing (LBL-5): printing is
     `POST /batches/{id}/labels/print`."""
-    rendered = service.preview_batch(session, batch_id=batch_id, fmt=format, sheet=layout, dpi=dpi)
+    rendered = service.preview_batch(
+        session, settings, batch_id=batch_id, fmt=format, sheet=layout, dpi=dpi
+    )
     return _document(rendered)
 
 
 @router.post("/vessels/{code}/print", response_class=Response, responses=_PRINTED)
 def print_vessel(
-    code: CodeInput, body: VesselPrintRequest, session: SessionDep, principal: Printer
+    code: CodeInput,
+    body: VesselPrintRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Printer,
 ) -> Response:
     """Print the vessel's label (LBL-5): 200 with the document, or with `printer_id` 201 with
     the job that takes its ZPL to the network printer (raw TCP, port 9100) right after the
     commit (GET /print-jobs/{id} for its status). Logged either way; a reprint needs a reason."""
-    printed = service.print_vessel(session, actor=principal.user, code=code, request=body)
+    printed = service.print_vessel(session, settings, actor=principal.user, code=code, request=body)
     return _printed(session, printed)
 
 
 @router.post("/batches/{batch_id}/labels/print", response_class=Response, responses=_PRINTED)
 def print_batch(
-    batch_id: Id, body: BatchPrintRequest, session: SessionDep, principal: Printer
+    batch_id: Id,
+    body: BatchPrintRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Printer,
 ) -> Response:
     """Print the labels of the batch's vessels still in use as one document or one print job,
     each label logged (LBL-5); a reprint of any of them needs a reason."""
-    printed = service.print_batch(session, actor=principal.user, batch_id=batch_id, request=body)
+    printed = service.print_batch(
+        session, settings, actor=principal.user, batch_id=batch_id, request=body
+    )
     return _printed(session, printed)
 
 

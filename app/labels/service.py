@@ -16,14 +16,25 @@ from app.audit.actions import AuditAction, EntityType
 from app.auth import service as auth
 from app.auth.models import User
 from app.batches import service as batches
+from app.batches.models import Batch
 from app.batches.service import BatchContext
 from app.biopsies.models import Biopsy
+from app.config import Settings
 from app.db import add_unique
-from app.errors import DuplicateCode, InvalidState, NotFound, ReprintReasonRequired
-from app.identity.codes import DIN, parse_vessel_code
-from app.labels import pdf, printing, raster, svg, zpl
+from app.errors import (
+    DuplicateCode,
+    InvalidRequest,
+    InvalidState,
+    NotFound,
+    ReprintReasonRequired,
+)
+from app.identity.codes import DIN, MAX_DIVISIONS
+from app.labels import accompanying, pdf, printing, raster, svg, zpl
 from app.labels.layout import DoseContent, LabelContent, layout
 from app.labels.models import LabelPrint, LabelPrinter, LabelVoid, PrintAttempt, PrintJob
+from app.labels.product import LabelProduct, label_product
+from app.labels.repository import dose_numbers
+from app.labels.scanned import scanned_vessel_code
 from app.labels.schemas import (
     BatchPrintRequest,
     LabelFormat,
@@ -60,30 +71,70 @@ def default_dpi(fmt: str) -> int:
     return DEFAULT_DPI.get(PrintFormat(fmt), IMAGE_DPI)
 
 
-def content_of(vessel: Vessel, biopsy: Biopsy, patient: Patient, *, reprint: bool) -> LabelContent:
-    """What the label of `vessel` shows; identity from its biopsy and patient (COI-2)."""
-    dose = None
-    if vessel.is_dose:
-        assert vessel.expires_at is not None and vessel.cell_count is not None
-        dose = DoseContent(
-            patient_name=f"{patient.family_name.upper()}, {patient.given_name}",
-            birth_date=patient.birth_date,
-            mrn=patient.mrn,
-            coi=patient.coi,
-            expires_at=vessel.expires_at,
-            cell_count=vessel.cell_count,
-            volume_ml=vessel.volume_ml or 0.0,
+@dataclass(frozen=True)
+class Labelling:
+    """What every label printed now shares: the QA-controlled product particulars and the
+    facility's time zone (LBL-6)."""
+
+    settings: Settings
+    product_of: LabelProduct  # read once per request, through label_product(session)
+
+    @classmethod
+    def now(cls, session: Session, settings: Settings) -> "Labelling":
+        return cls(settings, label_product(session))
+
+
+def contents_of(
+    session: Session,
+    labelling: Labelling,
+    vessels: Sequence[Vessel],
+    copies: Sequence[int],
+    *,
+    biopsy: Biopsy,
+    patient: Patient,
+    batch: Batch | None,
+) -> list[LabelContent]:
+    """What the labels of `vessels` (of one biopsy) show; identity from the biopsy and patient
+    (COI-2), each dose numbered in its set (its DIN flags and division code, LBL-6)."""
+    numbers = dose_numbers(session, biopsy.id or 0) if any(v.is_dose for v in vessels) else {}
+    found = []
+    for vessel, copy_number in zip(vessels, copies, strict=True):
+        dose = None
+        if vessel.is_dose:
+            assert vessel.expires_at is not None and vessel.cell_count is not None
+            number = numbers[vessel.id or 0]
+            if number > MAX_DIVISIONS:
+                raise InvalidState(
+                    f"Dose {vessel.code} is dose {number} of its set; an ISBT 128 product label "
+                    f"numbers at most {MAX_DIVISIONS} doses."
+                )
+            dose = DoseContent(
+                patient_name=f"{patient.family_name.upper()}, {patient.given_name}",
+                birth_date=patient.birth_date,
+                mrn=patient.mrn,
+                coi=patient.coi,
+                expires_at=vessel.expires_at,
+                cell_count=vessel.cell_count,
+                volume_ml=vessel.volume_ml or 0.0,
+                batch_number=batch.batch_number if batch else "",
+                dose_number=number,
+                collected_at=biopsy.collected_at,
+                product=labelling.product_of,
+            )
+        found.append(
+            LabelContent(
+                code=vessel.code,
+                din=biopsy.din,
+                din_check=DIN(biopsy.din).check,
+                kind=vessel.kind,
+                passage=vessel.passage,
+                made_on=vessel.created_at.date(),
+                reprint=copy_number > 1,
+                dose=dose,
+                zone=labelling.settings.display_timezone,
+            )
         )
-    return LabelContent(
-        code=vessel.code,
-        din=biopsy.din,
-        din_check=DIN(biopsy.din).check,
-        kind=vessel.kind,
-        passage=vessel.passage,
-        made_on=vessel.created_at.date(),
-        reprint=reprint,
-        dose=dose,
-    )
+    return found
 
 
 def render(contents: Sequence[LabelContent], fmt: str, dpi: int, sheet: SheetLayout) -> bytes:
@@ -116,7 +167,7 @@ def _no_label_for(vessel: Vessel, biopsy: Biopsy, patient: Patient) -> str | Non
 
 
 def _labelled_vessel(session: Session, code: str, *, lock: bool) -> VesselIdentity:
-    parsed = parse_vessel_code(code).value
+    parsed = scanned_vessel_code(session, code)
     found = identity_by_code(session, parsed, lock=lock)
     if found is None:
         raise NotFound(f"No vessel has code {parsed}.")
@@ -172,27 +223,64 @@ class Printed:
     job: PrintJob | None  # the job that takes the labels to a printer
 
 
-def preview_vessel(session: Session, *, code: str, fmt: LabelFormat, dpi: int) -> Rendered:
+def _contents(
+    session: Session, settings: Settings, found: VesselIdentity, copies: Sequence[int]
+) -> list[LabelContent]:
+    return contents_of(
+        session,
+        Labelling.now(session, settings),
+        [found.vessel],
+        copies,
+        biopsy=found.biopsy,
+        patient=found.patient,
+        batch=found.batch,
+    )
+
+
+def preview_vessel(
+    session: Session, settings: Settings, *, code: str, fmt: LabelFormat, dpi: int
+) -> Rendered:
     """The vessel's label as its next print would come out (REPRINT once a print is on record):
     a preview, which writes nothing (LBL-5)."""
     found = _labelled_vessel(session, code, lock=False)
-    (copy_number,) = _next_copies(session, [found.vessel])
-    content = content_of(found.vessel, found.biopsy, found.patient, reprint=copy_number > 1)
-    body = render([content], fmt.value, dpi, SheetLayout.ROLL)
+    contents = _contents(session, settings, found, _next_copies(session, [found.vessel]))
+    body = render(contents, fmt.value, dpi, SheetLayout.ROLL)
     return Rendered(body, MEDIA_TYPES[PrintFormat(fmt)], f"label-{found.vessel.code}.{fmt.value}")
 
 
+def accompanying_document(session: Session, settings: Settings, *, code: str) -> Rendered:
+    """The document that travels with a dose (LBL-6, ADR 0020): a document, not a label, so it is
+    not a print of the label log; reading it writes nothing."""
+    found = _labelled_vessel(session, code, lock=False)
+    if not found.vessel.is_dose:
+        raise InvalidRequest(
+            f"Vessel {found.vessel.code} is not a dose; only doses have an accompanying document."
+        )
+    (content,) = _contents(session, settings, found, [1])
+    body = accompanying.render(content)
+    return Rendered(body, "application/pdf", f"accompanying-{found.vessel.code}.pdf")
+
+
 def preview_batch(
-    session: Session, *, batch_id: int, fmt: SheetFormat, sheet: SheetLayout, dpi: int
+    session: Session,
+    settings: Settings,
+    *,
+    batch_id: int,
+    fmt: SheetFormat,
+    sheet: SheetLayout,
+    dpi: int,
 ) -> Rendered:
     """The labels of the batch's vessels still in use, as their next print would come out: a
     preview, which writes nothing (LBL-5)."""
     context = batches.get(session, batch_id)
     vessels = _live_vessels(session, context, lock=False)
-    return _sheet(context, vessels, _next_copies(session, vessels), fmt.value, sheet, dpi)
+    copies = _next_copies(session, vessels)
+    return _sheet(session, settings, context, vessels, copies, fmt.value, sheet, dpi)
 
 
 def _sheet(
+    session: Session,
+    settings: Settings,
     context: BatchContext,
     vessels: Sequence[Vessel],
     copies: Sequence[int],
@@ -200,10 +288,15 @@ def _sheet(
     sheet: SheetLayout,
     dpi: int,
 ) -> Rendered:
-    contents = [
-        content_of(v, context.biopsy, context.patient, reprint=copy_number > 1)
-        for v, copy_number in zip(vessels, copies, strict=True)
-    ]
+    contents = contents_of(
+        session,
+        Labelling.now(session, settings),
+        vessels,
+        copies,
+        biopsy=context.biopsy,
+        patient=context.patient,
+        batch=context.batch,
+    )
     body = render(contents, fmt, dpi, sheet)
     name = f"labels-{context.batch.batch_number}.{fmt}"
     return Rendered(body, MEDIA_TYPES[PrintFormat(fmt)], name)
@@ -273,7 +366,7 @@ def _device(session: Session, printer_id: int | None) -> LabelPrinter | None:
 
 
 def print_vessel(
-    session: Session, *, actor: User, code: str, request: VesselPrintRequest
+    session: Session, settings: Settings, *, actor: User, code: str, request: VesselPrintRequest
 ) -> Printed:
     """The vessel's label printed (LBL-5): downloaded, or queued as ZPL for a network printer at
     its resolution; logged as a print, a reprint (with its reason) after the first."""
@@ -286,9 +379,8 @@ def print_vessel(
     _reason_for(vessels, copies, request.reason)
     fmt = request.chosen_format
     dpi = device.dpi if device else request.dpi or default_dpi(fmt)
-    content = content_of(found.vessel, found.biopsy, found.patient, reprint=copy_number > 1)
     document = Rendered(
-        render([content], fmt, dpi, SheetLayout.ROLL),
+        render(_contents(session, settings, found, copies), fmt, dpi, SheetLayout.ROLL),
         MEDIA_TYPES[PrintFormat(fmt)],
         f"label-{found.vessel.code}.{fmt}",
     )
@@ -318,7 +410,7 @@ def print_vessel(
 
 
 def print_batch(
-    session: Session, *, actor: User, batch_id: int, request: BatchPrintRequest
+    session: Session, settings: Settings, *, actor: User, batch_id: int, request: BatchPrintRequest
 ) -> Printed:
     """The labels of the batch's vessels still in use printed as one PDF (roll or A4) or one
     ZPL job (downloaded, or queued for a network printer), each label logged as a print."""
@@ -330,7 +422,7 @@ def print_batch(
     _reason_for(vessels, copies, request.reason)
     fmt = request.chosen_format
     dpi = device.dpi if device else request.dpi or default_dpi(fmt)
-    document = _sheet(context, vessels, copies, fmt, request.layout, dpi)
+    document = _sheet(session, settings, context, vessels, copies, fmt, request.layout, dpi)
     printed = _deliver(
         session,
         actor=actor,
@@ -541,7 +633,7 @@ def print_job(session: Session, job_id: int) -> PrintJobPublic:
 
 
 def vessel_history(session: Session, code: str) -> list[LabelPrintPublic]:
-    parsed = parse_vessel_code(code).value
+    parsed = scanned_vessel_code(session, code)
     found = identity_by_code(session, parsed)
     if found is None:
         raise NotFound(f"No vessel has code {parsed}.")

@@ -13,7 +13,8 @@ from app.audit.actions import AuditAction, EntityType
 from app.auth.models import User
 from app.batches import service as batches
 from app.errors import IdentityMismatch, InvalidCode, InvalidState, NotFound
-from app.identity.codes import DIN, normalize, parse_din, parse_vessel_code
+from app.identity.codes import DIN, normalize, parse_din
+from app.labels.scanned import scanned_vessel_code
 from app.scan.schemas import ScanExpectation, ScanResult
 from app.vessels import service as vessels
 from app.vessels.repository import VesselIdentity, identity_by_code
@@ -60,15 +61,18 @@ def scan(
     Every refusal is audited; an accepted scan too unless `record_accepted` is False (benchmark
     servers only, `Settings.scan_audit`)."""
     try:
-        parsed = parse_vessel_code(code)
+        parsed = scanned_vessel_code(session, code)  # the QR, or the product label's Data Matrix
         expected_din = parse_din(expect.din) if expect and expect.din is not None else None
     except InvalidCode as exc:
         exc.aftermath = _refusal_record(actor, AuditAction.SCAN_INVALID_CODE, code)
         raise
-    found = identity_by_code(session, parsed.value)
+    except NotFound as exc:
+        exc.aftermath = _refusal_record(actor, AuditAction.SCAN_UNKNOWN_CODE, code)
+        raise
+    found = identity_by_code(session, parsed)
     if found is None:
         raise NotFound(
-            f"No vessel has code {parsed.value}. The label may belong to another site or a "
+            f"No vessel has code {parsed}. The label may belong to another site or a "
             "voided record.",
             aftermath=_refusal_record(actor, AuditAction.SCAN_UNKNOWN_CODE, code),
         )
@@ -76,7 +80,7 @@ def scan(
     problems = _mismatches(found, expect, expected_din) if expect else []
     if problems:
         raise IdentityMismatch(
-            f"Identity mismatch for vessel {parsed.value}: " + "; ".join(problems) + ". Stop and "
+            f"Identity mismatch for vessel {parsed}: " + "; ".join(problems) + ". Stop and "
             "set the vessel aside.",
             aftermath=partial(
                 audit.record,
@@ -86,7 +90,7 @@ def scan(
                 entity_id=found.vessel.id,
                 coi=coi,
                 new={
-                    "code": parsed.value,
+                    "code": parsed,
                     "expected": expect.model_dump(exclude_none=True) if expect else {},
                     "problems": problems,
                 },
@@ -94,7 +98,7 @@ def scan(
         )
     if found.biopsy.voided_at is not None or found.patient.voided_at is not None:
         raise InvalidState(
-            f"Vessel {parsed.value} belongs to a voided registration; it must not be used.",
+            f"Vessel {parsed} belongs to a voided registration; it must not be used.",
             aftermath=partial(
                 audit.record,
                 actor=actor,
@@ -102,7 +106,7 @@ def scan(
                 entity_type=EntityType.VESSEL,
                 entity_id=found.vessel.id,
                 coi=coi,
-                new={"code": parsed.value},
+                new={"code": parsed},
             ),
         )
     if record_accepted:
@@ -114,7 +118,7 @@ def scan(
             entity_id=found.vessel.id,
             coi=coi,
             new={
-                "code": parsed.value,
+                "code": parsed,
                 "expected": expect.model_dump(exclude_none=True) if expect else {},
             },
         )

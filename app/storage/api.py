@@ -6,7 +6,7 @@ from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.config import SettingsDep
-from app.identity.codes import parse_vessel_code
+from app.labels.scanned import scanned_vessel_code
 from app.pipeline import Router, SessionDep
 from app.storage import service
 from app.storage.schemas import CustodyCreate, CustodyPublic, LocationCreate, LocationPublic
@@ -42,7 +42,8 @@ def record_custody(
     principal: Custodian,
 ) -> CustodyPublic:
     event = service.record_custody(session, settings, principal=principal, code=code, data=body)
-    return service.custody_public(event, parse_vessel_code(code).value, principal.user.username)
+    vessel_code = scanned_vessel_code(session, code)  # the QR's or the product label's dose
+    return service.custody_public(event, vessel_code, principal.user.username)
 
 
 @router.get("/vessels/{code}/custody", response_model=list[CustodyPublic])

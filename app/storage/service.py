@@ -31,6 +31,7 @@ from app.errors import (
 from app.gmp_settings import service as gmp_settings
 from app.gmp_settings.groups import TransportTemperatures
 from app.identity.codes import parse_vessel_code
+from app.labels.scanned import scanned_vessel_code
 from app.lifecycle import transition
 from app.release import integrity
 from app.storage.models import CustodyEvent, Location
@@ -154,7 +155,7 @@ def record_custody(
     (CLN-3), receipt only of a dispatched dose; a dose's first dispatch issues its batch; a dose
     outside its storage type's temperature range opens a deviation."""
     principal.require(EVENT_PERMISSION[data.event])
-    parsed = parse_vessel_code(code).value
+    parsed = scanned_vessel_code(session, code)
     found = identity_by_code(session, parsed, lock=True)
     if found is None:
         raise NotFound(f"No vessel has code {parsed}.")

@@ -22,7 +22,7 @@ from app.identity.codes import (
 )
 from app.identity.mod37 import ALPHABET
 
-facilities = st.from_regex(r"[A-NP-Z][0-9]{4}", fullmatch=True)
+facilities = st.from_regex(r"[A-NP-Z1-9][0-9]{4}", fullmatch=True)  # numeric FINs too
 years = st.integers(min_value=2000, max_value=2199)
 din_sequences = st.integers(min_value=1, max_value=999_999)
 vessel_sequences = st.integers(min_value=1, max_value=9999)
@@ -121,12 +121,19 @@ def test_coi4_vessel_code_round_trip(din, sequence):
 @settings(max_examples=200)
 @given(dins)
 def test_coi4_din_round_trip_with_and_without_check_and_isbt_prefix(din):
-    """COI-4: a DIN parses from its 13 characters, or 14 with its check character, with or
-    without the ISBT 128 data-structure `=` identifier."""
+    """COI-4, LBL-6: a DIN parses from its 13 characters, 14 with its check character, or as the
+    ISBT 128 data structure 001 (`=`, the DIN, two flag characters); before a DIN of a numeric
+    facility id an `=` without the flags is ambiguous (a misread first character), so refused."""
     assert parse_din(din.value) == din
     assert parse_din(din.value + din.check) == din
-    assert parse_din("=" + din.value) == din
-    assert parse_din("=" + din.value + din.check) == din
+    assert parse_din("=" + din.value + "00") == din
+    assert parse_din("=" + din.value + "01") == din
+    for partial in ("=" + din.value, "=" + din.value + din.check):
+        if din.value[0].isalpha():
+            assert parse_din(partial) == din
+        else:
+            with pytest.raises(InvalidCode):
+                parse_din(partial)
 
 
 @settings(max_examples=200)
@@ -151,8 +158,10 @@ def test_coi4_vessel_code_parse_tolerates_scanner_noise(data, code):
 @given(st.data(), dins)
 def test_coi4_din_parse_tolerates_scanner_noise(data, din):
     """COI-4: a DIN (with its check character) read with scanner noise parses to the DIN."""
-    noisy = data.draw(scanner_noise("=" + din.value + din.check))
+    prefix = "=" if din.value[0].isalpha() else ""
+    noisy = data.draw(scanner_noise(prefix + din.value + din.check))
     assert parse_din(noisy) == din
+    assert parse_din(data.draw(scanner_noise("=" + din.value + "01"))) == din
     assert parse_din(data.draw(scanner_noise(din.value))) == din
 
 

@@ -11,6 +11,7 @@ import resvg_py
 import zxingcpp
 from PIL import Image
 
+from app.identity.codes import ProductLabel, parse_coi_structure, parse_scan
 from app.labels.layout import MONO_ADVANCE
 from app.labels.raster import BOLD, REGULAR
 
@@ -217,3 +218,17 @@ def zpl_jobs(zpl: str) -> list[ZplJob]:
                 texts.append(value)
         parsed.append(ZplJob(job, int(width[0]), int(length[0]), qr, datamatrix, texts))
     return parsed
+
+
+# -- ISBT 128 symbols of a dose label ----------------------------------------------------------
+
+
+def dose_symbols(datamatrix: list[str]) -> tuple[ProductLabel, str]:
+    """What a dose label's two Data Matrix symbols say, parsed back by the app's own parsers:
+    the product label (compound message) and the COI (data structure 040)."""
+    compound = [d for d in datamatrix if d.startswith("=+")]
+    coi = [d for d in datamatrix if d.startswith("&/")]
+    assert len(datamatrix) == 2 and len(compound) == 1 and len(coi) == 1, datamatrix
+    product = parse_scan(compound[0])
+    assert isinstance(product, ProductLabel), product
+    return product, parse_coi_structure(coi[0])

@@ -21,13 +21,15 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
 from app.auth.permissions import Role
+from app.clock import local, local_text
 from app.identity.codes import DIN, VesselCode, parse_vessel_code
-from app.labels.layout import AUTOLOGOUS
+from app.labels.layout import AUTOLOGOUS, grouped_din
 from app.labels.models import LabelPrint, LabelVoid
 from tests.helpers import Api, audit_events, error, iso, ok
 from tests.labels.support import (
     DOSE_MM,
     VESSEL_MM,
+    dose_symbols,
     dots,
     page_image,
     page_size_mm,
@@ -42,11 +44,13 @@ from tests.labels.support import (
 
 FAMILY, GIVEN = "Müller-Łukasiewicz", "Zoë"
 BORN = "1987-02-03"
-# Given with a +02:00 offset: the label must show it in UTC (a late hour: another date at +02:00).
+# Given with a +02:00 offset: the label shows it in the facility's time (Europe/Rome) with its
+# zone: 23:45 UTC is the next day there (LBL-6).
+ZONE = "Europe/Rome"
 EXPIRES = (datetime.now(UTC) + timedelta(days=3)).replace(
     hour=23, minute=45, second=0, microsecond=0
 )
-EXP_TEXT = EXPIRES.strftime("EXP %Y-%m-%d 23:45 UTC")
+EXP_TEXT = f"EXP {local_text(EXPIRES, ZONE)}"
 
 
 @dataclass
@@ -77,6 +81,17 @@ class Batch:
     def flask(self) -> dict[str, Any]:
         """The flask still in culture."""
         return next(v for v in self.live if v["kind"] == "flask")
+
+    def assert_symbols(self, vessel: dict[str, Any], datamatrix: list[str]) -> None:
+        """A dose label's Data Matrix symbols name this dose of this batch (its DIN with its own
+        container flags, its expiry) and the patient's COI (LBL-6); a vessel label has none."""
+        if not vessel["is_dose"]:
+            assert datamatrix == []
+            return
+        product, coi = dose_symbols(datamatrix)
+        assert product.din.din.value == self.din and coi == self.coi
+        assert product.container == self.doses.index(vessel) + 1
+        assert product.expires == local(EXPIRES, ZONE).replace(tzinfo=None)
 
     def consumed(self, kind: str) -> dict[str, Any]:
         return next(v for v in self.vessels if v["kind"] == kind and v["status"] == "consumed")
@@ -186,8 +201,7 @@ def test_coi4_png_labels_scan_back_to_the_vessel_code(api: Api, batch: Batch, dp
         parsed = parse_vessel_code(found.qr[0])
         assert parsed.value == found.qr[0] == vessel["code"]
         assert parsed.din.value == batch.din
-        expected_dm = [f"={batch.din}00"] if vessel["is_dose"] else []
-        assert found.datamatrix == expected_dm
+        batch.assert_symbols(vessel, found.datamatrix)
 
 
 def test_coi4_scanner_noise_in_the_path_prints_the_canonical_label(api: Api) -> None:
@@ -214,8 +228,7 @@ def test_lbl1_svg_labels_scan_back_at_any_scale(
         assert response.headers["content-type"].startswith("image/svg+xml")
         found = scan(svg_image(response.text, **options))
         assert found.qr == [vessel["code"]]
-        expected_dm = [f"={batch.din}00"] if vessel["is_dose"] else []
-        assert found.datamatrix == expected_dm
+        batch.assert_symbols(vessel, found.datamatrix)
 
 
 def test_lbl1_lbl2_svg_says_what_the_records_say(api: Api, batch: Batch) -> None:
@@ -233,8 +246,12 @@ def test_lbl1_lbl2_svg_says_what_the_records_say(api: Api, batch: Batch) -> None
         assert zeros and label.slashes_in(code) == zeros
         # DIN with its check character boxed
         assert "DIN " in strings
-        din = label.text(batch.din)
-        check = next(t for t in label.texts if t.y == din.y and t.x > din.x)
+        din = label.text(grouped_din(batch.din))
+        after = sorted((t for t in label.texts if t.y == din.y and t.x > din.x), key=lambda t: t.x)
+        if vessel["is_dose"]:  # the dose's own container flags, smaller, before the check
+            flags, after = after[0], after[1:]
+            assert flags.text == f"0{batch.doses.index(vessel) + 1}" and flags.size < din.size
+        check = after[0]
         assert check.text == batch.din_check == DIN(batch.din).check
         assert len(label.boxes_around(check)) == 1
         made_on = vessel["created_at"][:10]
@@ -251,12 +268,14 @@ def test_lbl1_lbl2_svg_says_what_the_records_say(api: Api, batch: Batch) -> None
         assert BORN in joined and patient["mrn"] in joined
         assert patient["coi"] == batch.coi and batch.coi in strings
         assert EXP_TEXT in strings
-        assert f"{vessel['cell_count']:,} viable cells · {vessel['volume_ml']:g} mL" in strings
+        assert f"{vessel['cell_count']:,} viable cells · {vessel['volume_ml']:g} mL" in joined
         assert f"{vessel['kind']} · P{vessel['passage']} · {made_on}" in strings
 
 
 def test_lbl2_dose_facts_on_the_label_follow_each_dose(api: Api, batch: Batch) -> None:
-    first, second = (parse_svg(_label(api, d["code"]).text).strings() for d in batch.doses)
+    first, second = (
+        "\n".join(parse_svg(_label(api, d["code"]).text).strings()) for d in batch.doses
+    )
     assert "150,000,000 viable cells · 50 mL" in first
     assert "120,500,000 viable cells · 12.5 mL" in second
 
@@ -269,10 +288,10 @@ def _assert_roll_page(page: Any, vessel: dict[str, Any], batch: Batch) -> None:
     assert page_size_mm(page) == pytest.approx(size, abs=0.05)
     found = scan(page_image(page, 200))
     assert found.qr == [vessel["code"]]
-    assert found.datamatrix == ([f"={batch.din}00"] if vessel["is_dose"] else [])
+    batch.assert_symbols(vessel, found.datamatrix)
     text = page_text(page)
     assert vessel["code"] in text
-    assert f"DIN {batch.din}" in text and batch.din_check in text
+    assert f"DIN {grouped_din(batch.din)}" in text and batch.din_check in text
     assert f"P{vessel['passage']}" in text and vessel["created_at"][:10] in text
     assert "REPRINT" not in text
     if vessel["is_dose"]:
@@ -327,7 +346,11 @@ def test_lbl3_batch_pdf_a4_sheet_holds_every_vessel_in_use(api: Api, batch: Batc
         qr += found.qr
         datamatrix += found.datamatrix
     assert sorted(qr) == [v["code"] for v in batch.live]
-    assert datamatrix == [f"={batch.din}00"] * 2
+    compounds = sorted(d for d in datamatrix if d.startswith("=+"))  # by their DIN flags
+    cois = [d for d in datamatrix if d.startswith("&/")]
+    assert len(compounds) == len(cois) == len(batch.doses) == 2
+    for dose, compound, coi in zip(batch.doses, compounds, cois, strict=True):
+        batch.assert_symbols(dose, [compound, coi])
     assert batch.patient["mrn"] in page_text(document[1])
 
 
@@ -356,10 +379,10 @@ def test_lbl3_zpl_vessel_and_dose_labels(api: Api, batch: Batch, dpi: int) -> No
         assert job.width == pytest.approx(dots(width, dpi), abs=1)
         assert job.length == pytest.approx(dots(height, dpi), abs=1)
         assert [data for _, data in job.qr] == [f"MA,{vessel['code']}"]
-        assert vessel["code"] in job.texts and batch.din in job.texts
+        assert vessel["code"] in job.texts and grouped_din(batch.din) in job.texts
         assert batch.din_check in job.texts
         if vessel["is_dose"]:
-            assert [data for _, data in job.datamatrix] == [f"={batch.din}00"]
+            batch.assert_symbols(vessel, [data for _, data in job.datamatrix])
             joined = "\n".join(job.texts)
             for fact in [
                 AUTOLOGOUS,
@@ -413,8 +436,7 @@ def test_lbl3_batch_zpl_one_label_per_vessel_in_use(api: Api, batch: Batch) -> N
         width, height = DOSE_MM if vessel["is_dose"] else VESSEL_MM
         assert job.width == pytest.approx(dots(width, 300), abs=1)
         assert job.length == pytest.approx(dots(height, 300), abs=1)
-        expected = [f"={batch.din}00"] if vessel["is_dose"] else []
-        assert [data for _, data in job.datamatrix] == expected
+        batch.assert_symbols(vessel, [data for _, data in job.datamatrix])
 
 
 # -- LBL-5: a preview logs nothing; a print is an explicit, logged POST ----------------------------

@@ -27,7 +27,7 @@ def test_lbl5_two_first_prints_at_once_one_original_the_other_needs_a_reason(
         second = headers_of_new(api, Role.TECHNICIAN)
         with unit_of_work(factory) as holder:
             request = VesselPrintRequest(format=PrintFormat.ZPL)
-            labels.print_vessel(holder, actor=first, code=dose, request=request)
+            labels.print_vessel(holder, settings, actor=first, code=dose, request=request)
             contender = Contender(
                 lambda: api.client.post(
                     f"/api/v1/vessels/{dose}/print", headers=second, json={"format": "zpl"}

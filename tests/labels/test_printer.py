@@ -23,7 +23,7 @@ from app.labels.models import LabelPrint, LabelPrinter, PrintJob
 from app.notifications.outbox import Retry
 from tests.helpers import Api, audit_events, error, ok, unique
 from tests.labels.printers import FakeZebra, dead_port
-from tests.labels.support import dots, zpl_jobs
+from tests.labels.support import dose_symbols, dots, zpl_jobs
 
 
 @pytest.fixture
@@ -160,7 +160,8 @@ def test_lbl3_a_vessel_label_goes_to_the_printer_as_its_zpl_once(
     assert sent.startswith("^XA") and sent.rstrip().endswith("^XZ")
     (label,) = zpl_jobs(sent)
     assert [data for _, data in label.qr] == [f"MA,{dose}"]
-    assert [data for _, data in label.datamatrix] == [f"={batch['din']}00"]
+    product, coi = dose_symbols([data for _, data in label.datamatrix])
+    assert (product.din.din.value, product.container, coi) == (batch["din"], 1, batch["coi"])
     assert label.width == pytest.approx(dots(100, 300), abs=1)  # at the printer's resolution
     assert "REPRINT" not in label.texts
     done = _job(api, job["id"])
@@ -231,7 +232,9 @@ def test_lbl3_a_batch_goes_to_the_printer_as_the_zpl_of_its_live_vessels(
     labels = zpl_jobs(sent)
     assert len(labels) == sent.count("^XA") == 3  # the consumed vessels get no new label
     assert [label.qr[0][1] for label in labels] == [f"MA,{code}" for code in doses]
-    assert all(label.datamatrix[0][1] == f"={batch['din']}00" for label in labels)
+    for number, label in enumerate(labels, start=1):  # each dose its own container flags
+        product, _ = dose_symbols([data for _, data in label.datamatrix])
+        assert (product.din.din.value, product.container) == (batch["din"], number)
     assert all(label.width == pytest.approx(dots(100, 203), abs=1) for label in labels)
     history = ok(api.get(Role.TECHNICIAN, f"/vessels/{doses[1]}/labels"))
     assert [(h["printer"], h["job_status"]) for h in history] == [(printer["name"], "sent")]

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from app.identity.codes import DIN, VesselCode, build_coi, parse_vessel_code
 from app.labels import pdf, raster, svg, zpl
-from app.labels.layout import AUTOLOGOUS, DoseContent, LabelContent, layout, mono_width
+from app.labels.layout import (
+    AUTOLOGOUS,
+    DoseContent,
+    LabelContent,
+    grouped_din,
+    layout,
+    mono_width,
+)
 from app.vessels.states import VesselKind
 from tests.labels.support import (
     DOSE_MM,
@@ -44,7 +51,8 @@ DOSE = DoseContent(
 )
 VESSEL = LabelContent(CODE, DIN_.value, DIN_.check, "flask", 2, date(2026, 1, 2))
 DOSE_LABEL = LabelContent(CODE, DIN_.value, DIN_.check, "bag", 3, date(2026, 1, 20), dose=DOSE)
-ISBT = f"={DIN_.value}00"
+SYMBOLS = sorted([DOSE_LABEL.isbt_message, DOSE_LABEL.isbt_coi])  # product, COI
+GROUPED = grouped_din(DIN_.value)
 
 
 def _size_px(mm: float, dpi: float) -> int:
@@ -70,7 +78,7 @@ def test_lbl2_png_dose_label_scans_qr_and_datamatrix(dpi: int) -> None:
     assert image.size == (_size_px(100, dpi), _size_px(50, dpi))
     found = scan(image)
     assert found.qr == [CODE]
-    assert found.datamatrix == [ISBT]
+    assert sorted(found.datamatrix) == SYMBOLS
 
 
 SVG_SCALES = [
@@ -94,7 +102,7 @@ def test_lbl1_svg_vessel_label_scans_back_at_any_scale(options: dict[str, float]
 def test_lbl2_svg_dose_label_scans_back_at_any_scale(options: dict[str, float]) -> None:
     found = scan(svg_image(svg.render(layout(DOSE_LABEL)), **options))
     assert found.qr == [CODE]
-    assert found.datamatrix == [ISBT]
+    assert sorted(found.datamatrix) == SYMBOLS
 
 
 @pytest.mark.parametrize("dpi", [150, 300])
@@ -106,7 +114,7 @@ def test_lbl3_pdf_roll_scans_back_page_by_page(dpi: int) -> None:
     assert page_size_mm(dose_page) == pytest.approx(DOSE_MM, abs=0.05)
     assert scan(page_image(vessel_page, dpi)).qr == [CODE]
     found = scan(page_image(dose_page, dpi))
-    assert found.qr == [CODE] and found.datamatrix == [ISBT]
+    assert found.qr == [CODE] and sorted(found.datamatrix) == SYMBOLS
 
 
 def test_lbl3_pdf_a4_sheets_hold_a_grid_of_labels_that_all_scan() -> None:
@@ -116,7 +124,13 @@ def test_lbl3_pdf_a4_sheets_hold_a_grid_of_labels_that_all_scan() -> None:
     codes = [VesselCode.build(din, seq).value for seq in range(1, 46)]
     contents = [replace(VESSEL, code=c, din=din.value, din_check=din.check) for c in codes]
     doses = [
-        replace(DOSE_LABEL, code=VesselCode.build(din, 50 + i).value, din=din.value)
+        replace(
+            DOSE_LABEL,
+            code=VesselCode.build(din, 50 + i).value,
+            din=din.value,
+            din_check=din.check,
+            dose=replace(DOSE, dose_number=i + 1),
+        )
         for i in range(3)
     ]
     document = pdf_pages(pdf.sheets([layout(c) for c in contents + doses]))
@@ -129,12 +143,13 @@ def test_lbl3_pdf_a4_sheets_hold_a_grid_of_labels_that_all_scan() -> None:
         qr += found.qr
         datamatrix += found.datamatrix
     assert sorted(qr) == sorted(codes + [d.code for d in doses])
-    assert datamatrix == [f"={din.value}00"] * 3
+    assert sorted(datamatrix) == sorted([d.isbt_message for d in doses] + [doses[0].isbt_coi] * 3)
+    assert len({d.isbt_message for d in doses}) == 3  # each dose's symbol is its own
 
 
 # -- COI-4: random identities scan back to codes the parser accepts --------------------------------
 
-facilities = st.from_regex(r"[A-NP-Z][0-9]{4}", fullmatch=True)
+facilities = st.from_regex(r"[A-NP-Z1-9][0-9]{4}", fullmatch=True)
 dins = st.builds(
     DIN.build,
     facilities,
@@ -196,7 +211,7 @@ def test_coi4_any_label_scans_back_to_its_code_and_din(content: LabelContent, dp
     if content.dose is None:
         assert found.datamatrix == []
     else:
-        assert found.datamatrix == [f"={content.din}00"]
+        assert sorted(found.datamatrix) == sorted([content.isbt_message, content.isbt_coi])
 
 
 # -- LBL-1, LBL-2: what a label says --------------------------------------------------------------
@@ -218,13 +233,13 @@ def test_lbl1_svg_vessel_label_says_code_din_boxed_check_kind_passage_date() -> 
     assert CODE in strings
     _assert_code_line_slashed(label, CODE)
     # DIN <din> with its check character in a box
-    din_text = label.text(DIN_.value)
+    din_text = label.text(GROUPED)
     assert "DIN " in strings
     check = next(t for t in label.texts if t.y == din_text.y and t.x > din_text.x)
     assert check.text == DIN_.check
     assert len(label.boxes_around(check)) == 1
     assert label.boxes_around(din_text) == []  # only the check is boxed
-    assert label.slashes_in(din_text) == [i for i, c in enumerate(DIN_.value) if c == "0"]
+    assert label.slashes_in(din_text) == [i for i, c in enumerate(GROUPED) if c == "0"]
     assert "flask · P2" in strings
     date_text = label.text("2026-01-02")
     assert label.slashes_in(date_text) == [1, 5, 8]
@@ -248,7 +263,7 @@ def test_lbl2_svg_dose_label_says_patient_dose_and_autologous_use() -> None:
     assert "EXP 2026-03-01 12:30 UTC" in strings
     assert "150,000,000 viable cells" in joined and "50 mL" in joined
     _assert_code_line_slashed(label, CODE)
-    check = next(t for t in label.texts if t.y == label.text(DIN_.value).y and t.text == DIN_.check)
+    check = next(t for t in label.texts if t.y == label.text(GROUPED).y and t.text == DIN_.check)
     assert len(label.boxes_around(check)) == 1
     assert "bag · P3 · 2026-01-20" in strings
 
@@ -257,12 +272,12 @@ def test_lbl1_pdf_text_is_the_label_text() -> None:
     document = pdf_pages(pdf.roll([layout(VESSEL), layout(DOSE_LABEL)]))
     vessel = page_text(document[0])
     assert CODE in vessel
-    assert f"DIN {DIN_.value}" in vessel and DIN_.check in vessel
+    assert f"DIN {GROUPED}" in vessel and DIN_.check in vessel
     assert "flask · P2" in vessel and "2026-01-02" in vessel
     dose = page_text(document[1])
     for fact in [
         CODE,
-        f"DIN {DIN_.value}",
+        f"DIN {GROUPED}",
         AUTOLOGOUS,
         "ŁUKASIEWICZ-ÖZTÜRK, Zoë Anaïs",
         "1990-05-17",
@@ -287,7 +302,7 @@ def test_lbl4_reprint_mark_shows_on_every_format() -> None:
     # the mark does not cover the symbols
     assert scan(png_image(raster.png(again))).qr == [CODE]
     found = scan(png_image(raster.png(dose_again, 203)))
-    assert found.qr == [CODE] and found.datamatrix == [ISBT]
+    assert found.qr == [CODE] and sorted(found.datamatrix) == SYMBOLS
 
 
 # -- LBL-3: ZPL ---------------------------------------------------------------------------------
@@ -305,7 +320,7 @@ def test_lbl3_zpl_vessel_label(dpi: int) -> None:
     # 21 modules + quiet zone of the version-1 QR fit in the 21 mm the layout gives the symbol
     assert magnification >= 2 and 29 * magnification <= dots(21, dpi)
     assert job.datamatrix == []
-    assert CODE in job.texts and DIN_.value in job.texts and DIN_.check in job.texts
+    assert CODE in job.texts and GROUPED in job.texts and DIN_.check in job.texts
     assert "flask · P2" in job.texts and "2026-01-02" in job.texts
     assert "^CI28" in source  # UTF-8 field data
 
@@ -316,12 +331,12 @@ def test_lbl3_zpl_dose_label(dpi: int) -> None:
     assert job.width == pytest.approx(dots(100, dpi), abs=1)
     assert job.length == pytest.approx(dots(50, dpi), abs=1)
     assert [data for _, data in job.qr] == [f"MA,{CODE}"]
-    ((module, data),) = job.datamatrix
-    assert data == ISBT and module >= 1
+    assert sorted(data for _, data in job.datamatrix) == SYMBOLS
+    assert all(module >= 1 for module, _ in job.datamatrix)
     joined = "\n".join(job.texts)
     for fact in [
         CODE,
-        DIN_.value,
+        GROUPED,
         AUTOLOGOUS,
         "ŁUKASIEWICZ-ÖZTÜRK, Zoë Anaïs",
         "1990-05-17",
