@@ -56,6 +56,15 @@ def after_scan(station: Station, code: str, outcome: ScanResult | HomewardError)
     return replace(station, stop=shown) if verdict is Verdict.STOP else station
 
 
+def acknowledged(station: Station) -> Station:
+    """The station once a person acknowledged its STOP: listed as set aside, scanning again."""
+    if not station.stop:
+        return station
+    return replace(station, stop=None).with_scan(
+        station.stop, Verdict.STOP, "acknowledged, set aside"
+    )
+
+
 def expectation(station: Station) -> ScanExpectation | None:
     return ScanExpectation(batch_id=station.batch_id) if station.batch_id else None
 
@@ -169,10 +178,6 @@ async def clear_context(request: Request, principal: Scanner) -> Response:
 @router.post("/scan/acknowledge")
 async def acknowledge(request: Request, principal: Scanner) -> Response:
     """The person has read the STOP and set the vessel aside; the station carries on."""
-    station = load(request, principal.user.id or 0)
-    if station.stop:
-        station = replace(station, stop=None).with_scan(
-            station.stop, Verdict.STOP, "acknowledged, set aside"
-        )
+    station = acknowledged(load(request, principal.user.id or 0))
     form = await request.form()
     return store(request, _back_to(local_path(form.get("next"))), station)
