@@ -152,3 +152,13 @@ def test_sec_the_station_cookie_is_signed_and_bound_to_its_user(api, tech, setti
     assert decode(settings, "garbage", tech.id).batch_id is None
     api.client.cookies.set(COOKIE, f"{forged}.{signature}")
     assert "No working context" in _station(api).text
+
+
+def test_coi1_a_voided_registrations_tube_is_not_usable_on_the_station(api, tech, db):
+    biopsy = api.biopsy()
+    voided = api.post(Role.QA, f"/biopsies/{biopsy['id']}/void", {"reason": "wrong patient"})
+    assert voided.status_code == 200, voided.text
+    page = _scan(api, biopsy["tube_code"])
+    assert page.status_code == 409 and "NOT USABLE" in page.text and "voided" in page.text
+    assert 'id="code"' in page.text and "STOP" not in page.text
+    assert len(audit_events(db, AuditAction.SCAN_VOIDED)) == 1
