@@ -15,12 +15,12 @@ from app import pageflow
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
-from app.errors import HomewardError, IdentityMismatch, InvalidState
-from app.identity.codes import normalize
+from app.errors import HomewardError
 from app.pipeline import Router, SessionDep
 from app.scan import service, views
-from app.scan.schemas import ScanExpectation, ScanResult
-from app.scan.station import Station, Verdict, load, store
+from app.scan.schemas import ScanResult
+from app.scan.station import Station, load, store
+from app.scan.views import acknowledged, after_scan, expectation, verdict_of
 from app.types import Id
 from app.web import page_require, render
 
@@ -28,45 +28,6 @@ router = Router(include_in_schema=False)
 
 Scanner = Annotated[Principal, Depends(page_require(Permission.SCAN))]
 Scanned = Annotated[str, Form(max_length=200)]
-
-
-def verdict_of(outcome: ScanResult | HomewardError) -> Verdict:
-    """The word the station shows for a scan's outcome: green only when something was checked
-    and held; a vessel that must not be used is NOT USABLE whatever was checked."""
-    if isinstance(outcome, IdentityMismatch):
-        return Verdict.STOP
-    if isinstance(outcome, InvalidState):  # a voided registration's vessel
-        return Verdict.NOT_USABLE
-    if isinstance(outcome, HomewardError):
-        return Verdict.REFUSED
-    if not outcome.usable:
-        return Verdict.NOT_USABLE
-    return Verdict.HELD if outcome.checked else Verdict.FOUND
-
-
-def after_scan(station: Station, code: str, outcome: ScanResult | HomewardError) -> Station:
-    """The station once `code` was scanned: the scan listed, a mismatch held as a STOP."""
-    verdict = verdict_of(outcome)
-    shown = normalize(code)[:40] or "(empty)"
-    if isinstance(outcome, HomewardError):
-        station = station.with_scan(shown, verdict, outcome.code.replace("_", " "))
-    else:
-        note = f"{outcome.vessel.kind.value.replace('_', ' ')} · {outcome.vessel.status.value}"
-        station = station.with_scan(outcome.vessel.code, verdict, note)
-    return replace(station, stop=shown) if verdict is Verdict.STOP else station
-
-
-def acknowledged(station: Station) -> Station:
-    """The station once a person acknowledged its STOP: listed as set aside, scanning again."""
-    if not station.stop:
-        return station
-    return replace(station, stop=None).with_scan(
-        station.stop, Verdict.STOP, "acknowledged, set aside"
-    )
-
-
-def expectation(station: Station) -> ScanExpectation | None:
-    return ScanExpectation(batch_id=station.batch_id) if station.batch_id else None
 
 
 async def show_station(

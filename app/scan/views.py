@@ -1,7 +1,7 @@
 """What the scan station and step entry show around a scan: the working context with its
 patient, COI and batch number read from the database, and the two identities of a STOP."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from sqlmodel import Session
@@ -10,10 +10,11 @@ from app.batches import service as batches
 from app.batches.schemas import BatchSummary
 from app.batches.service import BatchContext
 from app.batches.states import FINAL
-from app.errors import NotFound
-from app.identity.codes import DIN
+from app.errors import HomewardError, IdentityMismatch, InvalidState, NotFound
+from app.identity.codes import DIN, normalize
 from app.scan import service
-from app.scan.station import RecentScan, Station
+from app.scan.schemas import ScanExpectation, ScanResult
+from app.scan.station import RecentScan, Station, Verdict
 
 
 @dataclass(frozen=True)
@@ -108,3 +109,42 @@ def station_view(session: Session, station: Station, *, choices: bool = True) ->
         choices=open_batches,
         lost_context=station.batch_id is not None and context is None,
     )
+
+
+def verdict_of(outcome: ScanResult | HomewardError) -> Verdict:
+    """The word the station shows for a scan's outcome: green only when something was checked
+    and held; a vessel that must not be used is NOT USABLE whatever was checked."""
+    if isinstance(outcome, IdentityMismatch):
+        return Verdict.STOP
+    if isinstance(outcome, InvalidState):  # a voided registration's vessel
+        return Verdict.NOT_USABLE
+    if isinstance(outcome, HomewardError):
+        return Verdict.REFUSED
+    if not outcome.usable:
+        return Verdict.NOT_USABLE
+    return Verdict.HELD if outcome.checked else Verdict.FOUND
+
+
+def after_scan(station: Station, code: str, outcome: ScanResult | HomewardError) -> Station:
+    """The station once `code` was scanned: the scan listed, a mismatch held as a STOP."""
+    verdict = verdict_of(outcome)
+    shown = normalize(code)[:40] or "(empty)"
+    if isinstance(outcome, HomewardError):
+        station = station.with_scan(shown, verdict, outcome.code.replace("_", " "))
+    else:
+        note = f"{outcome.vessel.kind.value.replace('_', ' ')} · {outcome.vessel.status.value}"
+        station = station.with_scan(outcome.vessel.code, verdict, note)
+    return replace(station, stop=shown) if verdict is Verdict.STOP else station
+
+
+def acknowledged(station: Station) -> Station:
+    """The station once a person acknowledged its STOP: listed as set aside, scanning again."""
+    if not station.stop:
+        return station
+    return replace(station, stop=None).with_scan(
+        station.stop, Verdict.STOP, "acknowledged, set aside"
+    )
+
+
+def expectation(station: Station) -> ScanExpectation | None:
+    return ScanExpectation(batch_id=station.batch_id) if station.batch_id else None

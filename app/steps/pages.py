@@ -23,9 +23,9 @@ from app.materials import service as materials
 from app.pipeline import Router, SessionDep
 from app.scan import service as scans
 from app.scan import views
-from app.scan.pages import acknowledged, after_scan, expectation, verdict_of
 from app.scan.schemas import ScanResult
 from app.scan.station import Station, Verdict, load, store
+from app.scan.views import acknowledged, after_scan, expectation, verdict_of
 from app.steps import service
 from app.steps.form import MEASUREMENTS, StepForm
 from app.steps.rules import RULES, StepKind
