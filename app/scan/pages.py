@@ -15,7 +15,7 @@ from app import pageflow
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
-from app.errors import HomewardError
+from app.errors import HomewardError, InvalidRequest
 from app.pipeline import Router, SessionDep
 from app.scan import service, views
 from app.scan.schemas import ScanResult
@@ -116,8 +116,10 @@ async def set_context(
     def resolve() -> int:
         if context.strip():
             found = service.resolve_batch(session, context)
+        elif batch_id is not None:
+            found = batches.get(session, batch_id)
         else:
-            found = batches.get(session, batch_id or 0)
+            raise InvalidRequest("Scan a label of the batch, type its number, or choose it.")
         return found.batch.id or 0
 
     chosen = await pageflow.attempt(session, resolve)

@@ -131,6 +131,8 @@ def test_coi5_refusals_stay_inside_the_station(api, tech):
     page = _set_context(api, "B26-99999")
     assert page.status_code == 404 and "WORKING CONTEXT NOT SET" in page.text
     assert 'id="context"' in page.text
+    page = _set_context(api, "")
+    assert page.status_code == 422 and "choose it" in page.text
 
 
 def test_the_last_ten_scans_are_listed(api, tech):
