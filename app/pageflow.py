@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
+from app.auth.service import Principal
 from app.errors import HomewardError, NotAuthenticated
 from app.pipeline import in_thread, run_unit
 
@@ -35,3 +36,14 @@ async def attempt(session: Session, act: Callable[[], T]) -> T | HomewardError:
 async def read(session: Session, work: Callable[[], T]) -> T:
     """`work` in a unit of work that only reads (what the page shows)."""
     return await in_thread(session, partial(run_unit, session, work, read_only=True))
+
+
+async def signed_in(session: Session, principal: object) -> Principal:
+    """The page's principal. Where the pipeline defers authentication to the route's unit of
+    work (a value with `resolve()`, ADR 0014), an async page resolves it first in a read-only
+    unit of its own, so a 401 or 403 is raised here, before anything is read or done."""
+    resolve = getattr(principal, "resolve", None)
+    if resolve is None:
+        assert isinstance(principal, Principal)
+        return principal
+    return await read(session, resolve)

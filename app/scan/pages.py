@@ -73,6 +73,7 @@ def _back_to(path: str) -> RedirectResponse:
 
 @router.get("/scan", response_class=HTMLResponse)
 async def scan_station(request: Request, session: SessionDep, principal: Scanner) -> Response:
+    principal = await pageflow.signed_in(session, principal)
     return await show_station(request, session, principal, load(request, principal.user.id or 0))
 
 
@@ -81,6 +82,7 @@ async def scan_submit(
     request: Request, session: SessionDep, principal: Scanner, code: Scanned = ""
 ) -> Response:
     """One scan, checked against the working context when there is one (COI-5)."""
+    principal = await pageflow.signed_in(session, principal)
     station = load(request, principal.user.id or 0)
     if station.stop:  # nothing is scanned until the STOP is acknowledged
         return await show_station(request, session, principal, station)
@@ -109,6 +111,7 @@ async def set_context(
 ) -> Response:
     """Set the working context from a scanned label, a DIN or a batch number, or the batch
     chosen in the list; it stays until cleared."""
+    principal = await pageflow.signed_in(session, principal)
     station = load(request, principal.user.id or 0)
     if station.stop:
         return await show_station(request, session, principal, station)
@@ -131,7 +134,8 @@ async def set_context(
 
 
 @router.post("/scan/context/clear")
-async def clear_context(request: Request, principal: Scanner) -> Response:
+async def clear_context(request: Request, session: SessionDep, principal: Scanner) -> Response:
+    principal = await pageflow.signed_in(session, principal)
     station = load(request, principal.user.id or 0)
     if station.stop:
         return _back_to("/scan")
@@ -139,8 +143,9 @@ async def clear_context(request: Request, principal: Scanner) -> Response:
 
 
 @router.post("/scan/acknowledge")
-async def acknowledge(request: Request, principal: Scanner) -> Response:
+async def acknowledge(request: Request, session: SessionDep, principal: Scanner) -> Response:
     """The person has read the STOP and set the vessel aside; the station carries on."""
+    principal = await pageflow.signed_in(session, principal)
     station = acknowledged(load(request, principal.user.id or 0))
     form = await request.form()
     return store(request, _back_to(local_path(form.get("next"))), station)

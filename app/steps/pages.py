@@ -99,6 +99,7 @@ async def _show_form(
 async def step_form(
     request: Request, session: SessionDep, principal: Operator, kind: str = ""
 ) -> Response:
+    principal = await pageflow.signed_in(session, principal)
     chosen = _kind(kind)
     station = load(request, principal.user.id or 0)
     form = StepForm.empty(chosen) if chosen else None
@@ -109,6 +110,7 @@ async def step_form(
 async def step_submit(request: Request, session: SessionDep, principal: Operator) -> Response:
     """One round of the form: scan an input, add or remove a row, acknowledge a STOP, or record
     the step. Nothing is recorded but by the last."""
+    principal = await pageflow.signed_in(session, principal)
     posted = await request.form()
     kind = _kind(posted.get("kind"))
     station = load(request, principal.user.id or 0)
@@ -212,6 +214,7 @@ async def step_recorded(
 ) -> Response:
     """A recorded step with its outputs, each label offered for printing (never printed by
     itself: LBL-5)."""
+    principal = await pageflow.signed_in(session, principal)
     return await _show_step(request, session, principal, step_id)
 
 
@@ -227,6 +230,7 @@ async def print_output(
 ) -> Response:
     """Print one output's label through the label service (logged, a reprint with its reason):
     downloaded as a PDF, or sent as ZPL to the chosen network printer."""
+    principal = await pageflow.signed_in(session, principal)
 
     def print_label() -> labels.Printed:
         try:
