@@ -43,6 +43,7 @@ from app.scan.api import router as scan_router
 from app.scan.pages import router as scan_pages
 from app.specifications.api import router as specifications_router
 from app.steps.api import router as steps_router
+from app.steps.pages import router as step_pages
 from app.storage.api import router as storage_router
 from app.validation.api import router as validation_router
 from app.web import STATIC_DIR, page_error, render
@@ -75,6 +76,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     home_page,
     auth_pages,
     scan_pages,
+    step_pages,
     batch_pages,
     release_pages,
     clinic_pages,

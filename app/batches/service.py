@@ -1,5 +1,6 @@
 """Batch registration from a received biopsy; reading a batch with what it derives from."""
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -33,6 +34,8 @@ from app.vessels.repository import vessels_with_parent_codes
 from app.vessels.states import VesselStatus
 
 DOSE_DONE = frozenset({VesselStatus.INFUSED, VesselStatus.DISCARDED})
+# The batch number printed on every label and page: B + 2-digit year + "-" + sequence.
+BATCH_NUMBER = re.compile(r"B[0-9]{2}-[0-9]{5,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,25 @@ def get(session: Session, batch_id: int, *, lock: bool = False) -> BatchContext:
     found = _contexts(session, Batch.id == batch_id)
     if not found:
         raise NotFound(f"No batch has id {batch_id}.")
+    return found[0]
+
+
+def by_number(session: Session, batch_number: str) -> BatchContext:
+    """The batch whose number (B26-00008, as on its labels and pages) is `batch_number`."""
+    found = _contexts(session, Batch.batch_number == batch_number)
+    if not found:
+        raise NotFound(f"No batch has number {batch_number}.")
+    return found[0]
+
+
+def by_din(session: Session, din: str) -> BatchContext:
+    """The batch made from the biopsy with DIN `din` (a biopsy yields one batch)."""
+    found = _contexts(session, Biopsy.din == din)
+    if not found:
+        raise NotFound(
+            f"No batch is registered for DIN {din}: its biopsy may not be received or registered "
+            "yet."
+        )
     return found[0]
 
 

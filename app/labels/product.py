@@ -5,9 +5,10 @@ GMP settings QA approves (QC-3, app/gmp_settings); until QA approves a version, 
 particulars of the lab's phase IIa trial of autologous mesoangioblasts (placeholders for sponsor,
 trial code and establishment that QA replaces with the approved wording).
 
-The ISBT 128 product description code defaults to one of the local/facility range ISBT reserves (ST-001 §2.4.3: A0000 to D9999), as no ICCBBA code fits an investigational
-mesoangioblast product; a clinical-trial code (YA000 to YZ999, ST-022) or an ST-001 cellular therapy
-code (S....) can be set instead.
+The ISBT 128 product description code defaults to one of the local/facility range ISBT reserves
+(ST-001 §2.4.3: A0000 to D9999), as no ICCBBA code fits an investigational mesoangioblast product; a
+clinical-trial code (YA000 to YZ999, ST-022) or an ST-001 cellular therapy code (S....) can be set
+instead.
 """
 
 from app.gmp_settings.groups import DEFAULTS, Group, LabelProduct

@@ -12,12 +12,17 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
 from app.auth.models import User
 from app.batches import service as batches
+from app.batches.service import BatchContext
+from app.batches.states import BatchStatus
+from app.biopsies import service as biopsies
+from app.biopsies.schemas import BiopsyStatus
 from app.errors import IdentityMismatch, InvalidCode, InvalidState, NotFound
-from app.identity.codes import DIN, normalize, parse_din
+from app.identity.codes import DIN, DIN_LENGTH, normalize, parse_din
 from app.labels.scanned import scanned_vessel_code
 from app.scan.schemas import ScanExpectation, ScanResult
 from app.vessels import service as vessels
 from app.vessels.repository import VesselIdentity, identity_by_code
+from app.vessels.states import NO_LONGER_IN_USE, VesselKind, VesselStatus
 
 
 def _refusal_record(actor: User, action: AuditAction, code: str, **facts: object):
@@ -32,20 +37,79 @@ def _refusal_record(actor: User, action: AuditAction, code: str, **facts: object
     )
 
 
-def _mismatches(found: VesselIdentity, expect: ScanExpectation, din: DIN | None) -> list[str]:
-    problems = []
+def _batch_named(session: Session, batch_id: int) -> str:
+    try:
+        return batches.get(session, batch_id).batch.batch_number
+    except NotFound:
+        return f"id {batch_id} (no such batch)"
+
+
+def _mismatches(
+    session: Session, found: VesselIdentity, expect: ScanExpectation, din: DIN | None
+) -> tuple[list[str], list[str]]:
+    """(what did not hold, what was checked and held); the expected batch is read only when
+    the vessel is not in it (a refusal), so an accepted scan costs no query more."""
+    problems, held = [], []
     batch = found.batch
-    if expect.batch_id is not None and (batch is None or batch.id != expect.batch_id):
-        where = f"batch {batch.batch_number} (id {batch.id})" if batch else "no batch yet"
-        problems.append(f"it belongs to {where}, not to the expected batch id {expect.batch_id}")
-    if expect.patient_id is not None and found.patient.id != expect.patient_id:
-        problems.append(
-            f"it belongs to patient COI {found.patient.coi}, not to the expected patient id "
-            f"{expect.patient_id}"
-        )
-    if din is not None and found.biopsy.din != din.value:
-        problems.append(f"its DIN is {found.biopsy.din}, not the expected {din.value}")
-    return problems
+    where = f"batch {batch.batch_number}" if batch else "no batch yet"
+    if expect.batch_id is not None:
+        if batch is None or batch.id != expect.batch_id:
+            problems.append(
+                f"it belongs to {where}, not to the expected batch "
+                f"{_batch_named(session, expect.batch_id)}"
+            )
+        else:
+            held.append(f"batch {batch.batch_number}")
+    if expect.batch_number is not None:
+        wanted = normalize(expect.batch_number)
+        if batch is None or batch.batch_number != wanted:
+            problems.append(f"it belongs to {where}, not to the expected batch {wanted}")
+        elif f"batch {wanted}" not in held:
+            held.append(f"batch {wanted}")
+    if expect.patient_id is not None:
+        if found.patient.id != expect.patient_id:
+            problems.append(
+                f"it belongs to patient COI {found.patient.coi}, not to the expected patient id "
+                f"{expect.patient_id}"
+            )
+        else:
+            held.append(f"patient COI {found.patient.coi}")
+    if din is not None:
+        if found.biopsy.din != din.value:
+            problems.append(f"its DIN is {found.biopsy.din}, not the expected {din.value}")
+        else:
+            held.append(f"DIN {din.value}")
+    return problems, held
+
+
+# A batch in these states makes its vessels unfit for anything but discard or investigation.
+_BATCH_CAUTION = {
+    BatchStatus.ON_HOLD: "its batch is on hold (open deviation): only a discard is allowed",
+    BatchStatus.REJECTED: "its batch was rejected by QA",
+    BatchStatus.DESTROYED: "its batch was destroyed",
+}
+
+
+def fitness(found: VesselIdentity) -> tuple[bool, list[str]]:
+    """(usable, flags): whether the scanned vessel may be used at all, and why not, as plain
+    sentences (a consumed flask or an infused bag is found, but is no longer a container; a
+    biopsy tube not received and accepted at the lab is not ready for anything)."""
+    flags = []
+    status = VesselStatus(found.vessel.status)
+    usable = status not in NO_LONGER_IN_USE
+    if not usable:
+        flags.append(f"the vessel is {status.value}: it no longer exists as a container")
+    if VesselKind(found.vessel.kind) is VesselKind.BIOPSY_TUBE:
+        received = biopsies.status_of(found.biopsy)
+        if received is BiopsyStatus.COLLECTED:
+            usable = False
+            flags.append("the biopsy tube has not been received at the lab")
+        elif received is BiopsyStatus.REJECTED:
+            usable = False
+            flags.append("the biopsy tube was rejected at receipt")
+    if found.batch is not None and (caution := _BATCH_CAUTION.get(BatchStatus(found.batch.status))):
+        flags.append(caution)
+    return usable, flags
 
 
 def scan(
@@ -77,7 +141,7 @@ def scan(
             aftermath=_refusal_record(actor, AuditAction.SCAN_UNKNOWN_CODE, code),
         )
     coi = found.patient.coi
-    problems = _mismatches(found, expect, expected_din) if expect else []
+    problems, held = _mismatches(session, found, expect, expected_din) if expect else ([], [])
     if problems:
         raise IdentityMismatch(
             f"Identity mismatch for vessel {parsed}: " + "; ".join(problems) + ". Stop and "
@@ -128,6 +192,7 @@ def scan(
         else None
     )
     assert found.patient.id is not None
+    usable, flags = fitness(found)
     return ScanResult(
         vessel=vessels.public(found.vessel, found.parent_code),
         batch=batch_summary,
@@ -135,4 +200,47 @@ def scan(
         din_check=DIN(found.biopsy.din).check,
         coi=coi,
         patient_id=found.patient.id,
+        checked=held,
+        usable=usable,
+        flags=flags,
     )
+
+
+def resolve_batch(session: Session, raw: str) -> BatchContext:
+    """The batch a scanned or typed text names, for a working context: its batch number
+    (B26-00008), the code of any of its vessels, or its DIN (with or without the check
+    character). Codes are parsed (format and check character) before any lookup (COI-4)."""
+    text = normalize(raw)
+    if batches.BATCH_NUMBER.fullmatch(text):
+        return batches.by_number(session, text)
+    try:
+        code = scanned_vessel_code(session, raw)  # a vessel's QR or a dose's product label
+    except InvalidCode as not_a_vessel:
+        try:
+            din = parse_din(raw)
+        except InvalidCode as not_a_din:
+            told = not_a_vessel if len(text) > DIN_LENGTH + 1 else not_a_din
+            raise InvalidCode(
+                f"{told.detail} Scan a vessel label or type the batch number (like B26-00008) or "
+                "the DIN."
+            ) from None
+        return batches.by_din(session, din.value)
+    found = identity_by_code(session, code)
+    if found is None:
+        raise NotFound(f"No vessel has code {code}.")
+    if found.batch is None:
+        raise NotFound(
+            f"Vessel {code} is a biopsy tube whose batch is not registered yet; register "
+            "the batch first."
+        )
+    return BatchContext(found.batch, found.biopsy, found.patient)
+
+
+def whose(session: Session, raw: str) -> VesselIdentity | None:
+    """Whose the vessel with the scanned code is (to name it on a STOP panel), or None when the
+    code is invalid or unknown. Reads only; the scan itself is `scan()`."""
+    try:
+        code = scanned_vessel_code(session, raw)
+    except (InvalidCode, NotFound):
+        return None
+    return identity_by_code(session, code)

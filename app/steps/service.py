@@ -316,3 +316,17 @@ def _make_output(
 def public(session: Session, step: Step, *, warnings: list[str]) -> StepPublic:
     (view,) = step_views(session, Step.id == step.id, warnings=warnings)
     return view
+
+
+def view(session: Session, step_id: int) -> StepPublic:
+    """One recorded step, fully described; 404 if there is none."""
+    found = step_views(session, Step.id == step_id)
+    if not found:
+        raise NotFound(f"No step has id {step_id}.")
+    return found[0]
+
+
+def kinds_allowed(status: BatchStatus) -> list[StepKind]:
+    """The kinds of step the rule table allows on a batch in `status` (a hint for a person; the
+    rule itself is applied by `record`)."""
+    return [kind for kind, rule in RULES.items() if status in rule.batch_states]
