@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import app.models  # noqa: F401  (every table mapped before the first query)
 from app.audit.api import router as audit_router
+from app.audit_review.api import router as audit_review_router
+from app.audit_review.pages import router as audit_review_pages
 from app.auth.api import router as auth_router
 from app.auth.pages import router as auth_pages
 from app.batches.api import router as batches_router
@@ -32,6 +34,7 @@ from app.labels.api import router as labels_router
 from app.materials.api import router as catalogue_router
 from app.notifications.api import router as notifications_router
 from app.notifications.service import Worker
+from app.oos_supply.api import router as oos_supply_router
 from app.patients.api import router as patients_router
 from app.qc.api import router as qc_router
 from app.release.api import router as release_router
@@ -64,6 +67,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     clinic_router,
     notifications_router,
     audit_router,
+    audit_review_router,
+    oos_supply_router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     home_page,
@@ -72,6 +77,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     batch_pages,
     release_pages,
     clinic_pages,
+    audit_review_pages,
 )
 
 _HTTP_CODES = {

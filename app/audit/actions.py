@@ -22,6 +22,9 @@ class EntityType(StrEnum):
     PRINTER = "printer"
     PRINT_JOB = "print_job"
     INFUSION = "infusion"
+    OOS_JUSTIFICATION = "oos_justification"
+    OOS_NOTIFICATION = "oos_notification"
+    AUDIT_REVIEW = "audit_review"
     RECORD = "record"  # snapshots of written rows (AUD-7): in no entity's own timeline
 
 
@@ -84,5 +87,8 @@ class AuditAction(StrEnum):
     INFUSION_RESCHEDULED = "infusion.rescheduled"
     TEMPERATURE_EXCURSION = "vessel.temperature_excursion"
     WEBHOOK_QUEUED = "webhook.queued"
+    OOS_JUSTIFICATION_RECORDED = "oos.justification_recorded"
+    OOS_NOTIFICATION_RECORDED = "oos.notification_recorded"
+    AUDIT_REVIEW_SIGNED = "audit.review_signed"
     RECORDS_WRITTEN = "records.written"
     RECORDS_BASELINE = "records.baseline"

@@ -53,6 +53,8 @@ class Permission(StrEnum):
     WEBHOOKS_READ = "webhooks.read"
     AUDIT_READ = "audit.read"  # the trail of records of no patient (users, logins)
     PATIENT_AUDIT_READ = "audit.read_patient"  # patients' trails, which hold personal data
+    AUDIT_REVIEW = "audit.review"  # the periodic review of the trail, e-signed (AUD-8)
+    OOS_NOTIFY = "oos.notify"  # sponsor and authority notified of an OOS supply (REL-7)
 
 
 _LAB_READ = frozenset(
@@ -95,6 +97,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.CLINIC_BOARD,
         Permission.TRACE_REPORT,
         Permission.WEBHOOKS_READ,
+        Permission.AUDIT_REVIEW,
+        Permission.OOS_NOTIFY,
     },
     Role.CLINICIAN: _LAB_READ
     | {

@@ -25,6 +25,8 @@ class SignedRecord(StrEnum):
     DEVIATION = "deviation"
     RELEASE = "release"
     PHYSICIAN_ACCEPTANCE = "physician_acceptance"
+    OOS_JUSTIFICATION = "oos_justification"  # REL-7
+    AUDIT_REVIEW = "audit_review"  # AUD-8
 
 
 # A password is checked, never stored or echoed; bounded so hashing cannot be abused.
