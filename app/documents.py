@@ -81,13 +81,14 @@ class Correction:
 
     def sentence(self) -> str:
         return (
-            f"CORRECTED {self.original} \u2192 {self.corrected} by {self.by} on "
+            f"CORRECTED from {self.original} to {self.corrected} by {self.by} on "
             f"{self.at:%Y-%m-%d %H:%M} UTC: {self.reason}"
         )
 
 
 def value_of(entry: Entered) -> str:
-    return f"{entry.value} {entry.unit}" if entry.unit else str(entry.value)
+    value = f"{entry.value:g}" if isinstance(entry.value, float) else str(entry.value)
+    return f"{value} {entry.unit}" if entry.unit else value
 
 
 def corrections_of(history: Sequence[Entered], current_id: int | None) -> list[Correction]:
@@ -226,6 +227,13 @@ class Document:
 
 @lru_cache(maxsize=64)
 def _code_style(size: float) -> ParagraphStyle:
+    # No split inside a word, and no hyphenation at a batch number's hyphens either.
     return ParagraphStyle(
-        f"code-{size}", fontName="Vera", fontSize=size, leading=size * 1.27, splitLongWords=0
+        f"code-{size}",
+        fontName="Vera",
+        fontSize=size,
+        leading=size * 1.27,
+        splitLongWords=0,
+        embeddedHyphenation=0,
+        hyphenationLang="",
     )
