@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # How far a client's time may lie from the server's and still be contemporaneous (AUD-6):
     # an older time is a late entry and needs a reason; a later one is refused (ADR 0015).
     late_entry_skew_s: int = Field(default=7200, ge=0, le=86_400)
+    # Length of a periodic audit-trail review period in days, periods aligned on Mondays 00:00
+    # UTC: 7 is the ISO calendar week (AUD-8, ADR 0023).
+    audit_review_period_days: int = Field(default=7, ge=1, le=91)
     # Outbound notifications (webhooks): JSON list of URLs, the HMAC-SHA256 key, retries.
     webhook_urls: list[str] = Field(default_factory=list)
     webhook_secret: str = ""

@@ -5,12 +5,21 @@ are shown as '?' rather than as nothing. Free text of any length fits: a word wi
 column is broken across lines (reportlab's splitLongWords), and a table row taller than a page
 is split across pages (splitInRow), so a 4,000-character deviation is a long document, not an
 error.
+
+Identifiers (COI, DIN with its check character, vessel codes, batch numbers) never break across
+lines (AUD-9): `ident()` makes a `Code`, its parts joined with no-break spaces, and a table cell
+holding a `Code` never splits a word, its font shrinking until the longest identifier fits.
+Corrected values are stated with what they replaced, by whom, when and why (`corrections_of`).
 """
 
 import io
 import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from xml.sax.saxutils import escape
 
 import reportlab
@@ -19,10 +28,90 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 _FONT_DIR = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
+NO_BREAK = "\u00a0"
+_BREAKS = re.compile(r"[ \t\n]+")  # where a line may break: not at a no-break space
+_CELL_PADDING = 12  # points: reportlab's default left plus right padding of a table cell
+_SMALLEST = 4.0  # points: an identifier shrinks no further to fit its column
+
+
+class Code(str):
+    """Text made of identifiers (COI, DIN, vessel codes, batch numbers): a document breaks its
+    lines only between them, never inside one (AUD-9)."""
+
+    __slots__ = ()
+
+
+def ident(*parts: str) -> Code:
+    """An identifier as one unbreakable word: `ident(din, check)` is the DIN and its check
+    character kept on one line (AUD-9)."""
+    return Code(NO_BREAK.join(part for part in parts if part))
+
+
+def codes(values: Sequence[str], separator: str = ", ") -> Code:
+    """Several identifiers in one cell: lines break between them only."""
+    return Code(separator.join(values))
+
+
+class Entered(Protocol):
+    """A recorded value as a document shows it: a QC result, say."""
+
+    id: int
+    value: Any
+    unit: str | None
+    supersedes_id: int | None
+    reason: str | None
+    entered_by: str
+    entered_at: datetime
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One correction of a value: the original, the new value, who, when and why (AUD-9)."""
+
+    original: str
+    corrected: str
+    by: str
+    at: datetime
+    reason: str
+
+    def sentence(self) -> str:
+        return (
+            f"CORRECTED from {self.original} to {self.corrected} by {self.by} on "
+            f"{self.at:%Y-%m-%d %H:%M} UTC: {self.reason}"
+        )
+
+
+def value_of(entry: Entered) -> str:
+    value = f"{entry.value:g}" if isinstance(entry.value, float) else str(entry.value)
+    return f"{value} {entry.unit}" if entry.unit else value
+
+
+def corrections_of(history: Sequence[Entered], current_id: int | None) -> list[Correction]:
+    """Every correction that led to the value `current_id`, oldest first: each new value with
+    the one it replaced, its author, time and reason."""
+    by_id = {entry.id: entry for entry in history}
+    found: list[Correction] = []
+    entry = by_id.get(current_id) if current_id is not None else None
+    while entry is not None and entry.supersedes_id is not None:
+        original = by_id.get(entry.supersedes_id)
+        if original is None:
+            break
+        found.append(
+            Correction(
+                original=value_of(original),
+                corrected=value_of(entry),
+                by=entry.entered_by,
+                at=entry.entered_at,
+                reason=entry.reason or "no reason recorded",
+            )
+        )
+        entry = original
+    return found[::-1]
 
 
 @lru_cache(maxsize=1)
@@ -78,9 +167,22 @@ class Document:
     def space(self, millimetres: float = 2) -> None:
         self.story.append(Spacer(1, millimetres * mm))
 
-    def table(self, rows: list[list[Any]], widths: list[float], *, header: bool = True) -> None:
-        """A grid of wrapped cells; `widths` in mm; the first row repeats on every page."""
-        cells = [[Paragraph(_text(c), self.small) for c in row] for row in rows]
+    def table(
+        self,
+        rows: list[list[Any]],
+        widths: list[float],
+        *,
+        header: bool = True,
+    ) -> None:
+        """A grid of wrapped cells; `widths` in mm; the first row repeats on every page. A
+        `Code` cell is never split inside a word (AUD-9)."""
+        cells = [
+            [
+                self._code(c, widths[i]) if isinstance(c, Code) else Paragraph(_text(c), self.small)
+                for i, c in enumerate(row)
+            ]
+            for row in rows
+        ]
         grid = Table(
             cells,
             colWidths=[w * mm for w in widths],
@@ -96,6 +198,17 @@ class Document:
         grid.setStyle(TableStyle(style))
         self.story.append(grid)
 
+    def _code(self, value: Any, width_mm: float) -> Paragraph:
+        """A cell of identifiers: lines break only between them, and the font shrinks until the
+        longest fits the column, so no identifier is ever cut in two."""
+        text = _text(value)
+        room = width_mm * mm - _CELL_PADDING
+        words = [w for w in _BREAKS.split(str(value)) if w] or [""]
+        size = self.small.fontSize
+        while size > _SMALLEST and max(stringWidth(w, "Vera", size) for w in words) > room:
+            size -= 0.25
+        return Paragraph(text, _code_style(size))
+
     def render(self, title: str) -> bytes:
         buffer = io.BytesIO()
         margin = 15 * mm
@@ -110,3 +223,17 @@ class Document:
             author="Homeward",
         ).build(self.story)
         return buffer.getvalue()
+
+
+@lru_cache(maxsize=64)
+def _code_style(size: float) -> ParagraphStyle:
+    # No split inside a word, and no hyphenation at a batch number's hyphens either.
+    return ParagraphStyle(
+        f"code-{size}",
+        fontName="Vera",
+        fontSize=size,
+        leading=size * 1.27,
+        splitLongWords=0,
+        embeddedHyphenation=0,
+        hyphenationLang="",
+    )

@@ -213,3 +213,22 @@ class NotDraft(HomewardError):
     """Only a draft can be approved; an approved or superseded version stays as it is (QC-3)."""
 
     code, status = "not_draft", 409
+
+
+class OosSupplyNotRecorded(Conflict):
+    """A dose of an out-of-specification batch dispatched before the treating physician's
+    justification and the sponsor and authority notifications are recorded (REL-7)."""
+
+    code = "oos_supply_not_recorded"
+
+
+class PeriodNotOver(Conflict):
+    """An audit-trail review of a period that has not ended yet (AUD-8)."""
+
+    code = "period_not_over"
+
+
+class AlreadyReviewed(Conflict):
+    """An audit-trail review of a period another review already covers (AUD-8)."""
+
+    code = "already_reviewed"

@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import app.models  # noqa: F401  (every table mapped before the first query)
 from app.audit.api import router as audit_router
+from app.audit_review.api import router as audit_review_router
+from app.audit_review.pages import router as audit_review_pages
 from app.auth.api import router as auth_router
 from app.auth.pages import router as auth_pages
 from app.batches.api import router as batches_router
@@ -34,6 +36,7 @@ from app.labels.api import router as labels_router
 from app.materials.api import router as catalogue_router
 from app.notifications.api import router as notifications_router
 from app.notifications.service import Worker
+from app.oos_supply.api import router as oos_supply_router
 from app.patients.api import router as patients_router
 from app.pipeline import settle_deferred
 from app.qc.api import router as qc_router
@@ -71,6 +74,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     notifications_router,
     audit_router,
     validation_router,
+    audit_review_router,
+    oos_supply_router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     home_page,
@@ -81,6 +86,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     release_pages,
     clinic_pages,
     gmp_settings_pages,
+    audit_review_pages,
 )
 
 _HTTP_CODES = {

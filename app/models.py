@@ -1,6 +1,7 @@
 """Every table, imported in one place so the metadata alembic compares against is complete."""
 
 from app.audit.models import AuditEvent, AuditHead
+from app.audit_review.models import AuditReview
 from app.auth.models import AuthToken, User, UserRole
 from app.batches.models import Batch, BatchAlert
 from app.biopsies.models import Biopsy
@@ -12,6 +13,7 @@ from app.identity.sequences import SequenceCounter
 from app.labels.models import LabelPrint, LabelPrinter, LabelVoid, PrintAttempt, PrintJob
 from app.materials.models import Equipment, Material, MaterialLot
 from app.notifications.models import WebhookAttempt, WebhookDelivery
+from app.oos_supply.models import OosJustification, OosNotification
 from app.patients.models import Patient
 from app.qc.models import QcResult
 from app.release.models import PhysicianAcceptance, ReleaseDecision
@@ -25,6 +27,7 @@ from app.vessels.models import Vessel
 __all__ = [
     "AuditEvent",
     "AuditHead",
+    "AuditReview",
     "AuthToken",
     "Batch",
     "BatchAlert",
@@ -40,6 +43,8 @@ __all__ = [
     "Location",
     "Material",
     "MaterialLot",
+    "OosJustification",
+    "OosNotification",
     "Patient",
     "PhysicianAcceptance",
     "PlannedInfusion",

@@ -24,6 +24,9 @@ class EntityType(StrEnum):
     INFUSION = "infusion"
     VALIDATION_REPORT = "validation_report"
     GMP_SETTING = "gmp_setting"
+    OOS_JUSTIFICATION = "oos_justification"
+    OOS_NOTIFICATION = "oos_notification"
+    AUDIT_REVIEW = "audit_review"
     RECORD = "record"  # snapshots of written rows (AUD-7): in no entity's own timeline
 
 
@@ -95,6 +98,9 @@ class AuditAction(StrEnum):
     INFUSION_RESCHEDULED = "infusion.rescheduled"
     TEMPERATURE_EXCURSION = "vessel.temperature_excursion"
     WEBHOOK_QUEUED = "webhook.queued"
+    OOS_JUSTIFICATION_RECORDED = "oos.justification_recorded"
+    OOS_NOTIFICATION_RECORDED = "oos.notification_recorded"
+    AUDIT_REVIEW_SIGNED = "audit.review_signed"
     RECORDS_WRITTEN = "records.written"
     RECORDS_BASELINE = "records.baseline"
     VALIDATION_REPORT_SIGNED = "validation_report.signed"

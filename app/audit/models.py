@@ -16,6 +16,8 @@ class AuditEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_audit_event_scope_seq", "scope", "seq"),
         Index("ix_audit_event_entity", "entity_type", "entity_id"),
+        # The periodic review reads the trail by time (AUD-8).
+        Index("ix_audit_event_occurred_at", "occurred_at"),
     )
 
     seq: int | None = Field(default=None, primary_key=True, sa_type=SeqType)

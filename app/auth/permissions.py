@@ -55,6 +55,8 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"  # the trail of records of no patient (users, logins)
     PATIENT_AUDIT_READ = "audit.read_patient"  # patients' trails, which hold personal data
     VALIDATION_SIGN = "validation.sign"  # QA e-signs an operational-qualification report (VAL-1)
+    AUDIT_REVIEW = "audit.review"  # the periodic review of the trail, e-signed (AUD-8)
+    OOS_NOTIFY = "oos.notify"  # sponsor and authority notified of an OOS supply (REL-7)
 
 
 _LAB_READ = frozenset(
@@ -99,6 +101,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.TRACE_REPORT,
         Permission.WEBHOOKS_READ,
         Permission.VALIDATION_SIGN,
+        Permission.AUDIT_REVIEW,
+        Permission.OOS_NOTIFY,
     },
     Role.CLINICIAN: _LAB_READ
     | {

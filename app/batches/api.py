@@ -94,3 +94,17 @@ def batch_record(
 ) -> dict[str, Any]:
     """The electronic batch record (JSON); the page is /batches/{id}."""
     return record.batch_record(session, settings, batch_id)
+
+
+@router.get("/batches/{batch_id}/record.pdf", response_class=Response)
+def batch_record_pdf(
+    batch_id: Id, session: SessionDep, settings: SettingsDep, _: Reader
+) -> Response:
+    """The electronic batch record as a PDF: corrections marked, identifiers whole (AUD-9)."""
+    found = record.batch_record(session, settings, batch_id)
+    name = f"batch-record-{found['batch']['batch_number']}.pdf"
+    return Response(
+        record.pdf(found),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"'},
+    )

@@ -1,5 +1,7 @@
 """The release certificate (REL-5): one set of facts, rendered as HTML (jinja2) and as PDF
-(reportlab, pure Python). Times are UTC: a certificate travels between sites."""
+(reportlab, pure Python). Times are UTC: a certificate travels between sites. A corrected
+result shows what it replaced, by whom, when and why, and identifiers never break (AUD-9); an
+out-of-specification supply shows its justification and notifications (REL-7)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,11 +12,13 @@ from app.batches import service as batches
 from app.clock import utcnow
 from app.config import Settings
 from app.deviations import service as deviations
-from app.documents import Document
+from app.documents import Correction, Document, corrections_of, ident
 from app.errors import NotReleased
 from app.identity.codes import DIN
 from app.labels import service as labels
 from app.labels.schemas import LabelReconciliation
+from app.oos_supply import service as oos_supply
+from app.oos_supply.schemas import OosSupplyPublic
 from app.qc import service as qc
 from app.qc.evaluation import value_text
 from app.qc.schemas import QcTestPublic
@@ -55,6 +59,12 @@ class Certificate:
     labels: str
     alerts: list[str]
     issued_at: str
+    oos_supply: OosSupplyPublic | None = None
+
+    @property
+    def supply_lines(self) -> list[str]:
+        """The OOS supply record as the certificate states it (REL-7)."""
+        return supply_lines(self.oos_supply) if self.oos_supply is not None else []
 
     @property
     def oos_statement(self) -> str | None:
@@ -80,18 +90,18 @@ def build(session: Session, settings: Settings, batch_id: int) -> Certificate:
         title=TITLES[latest.decision],
         facts={
             "Product": PRODUCT,
-            "Batch": context.batch.batch_number,
+            "Batch": ident(context.batch.batch_number),
             "Status": _status(context.batch.status, latest),
-            "DIN": f"{context.biopsy.din} {DIN(context.biopsy.din).check}",
-            "COI": patient.coi,
+            "DIN": ident(context.biopsy.din, DIN(context.biopsy.din).check),
+            "COI": ident(patient.coi),
             "Patient": f"{patient.family_name}, {patient.given_name}",
             "Born": patient.birth_date.isoformat(),
-            "MRN": patient.mrn,
+            "MRN": ident(patient.mrn),
             "Specification": f"version {view.specification_version}",
         },
         doses=[
             {
-                "code": d.code,
+                "code": ident(d.code),
                 "cells": number_text(d.cell_count) if d.cell_count is not None else "",
                 "volume": f"{d.volume_ml:g} mL" if d.volume_ml is not None else "",
                 "expires": utc(d.expires_at),
@@ -105,6 +115,7 @@ def build(session: Session, settings: Settings, batch_id: int) -> Certificate:
                 "method": t.method,
                 "limit": t.limit,
                 "result": _result(t),
+                "corrections": corrections_of(view.history, t.result_id),
                 "outcome": t.outcome.value.upper(),
                 "entered": _entered(t, signed_results),
                 "reviewed": ", ".join(
@@ -116,7 +127,7 @@ def build(session: Session, settings: Settings, batch_id: int) -> Certificate:
         ],
         deviations=[
             {
-                "number": d.number,
+                "number": ident(d.number),
                 "kind": d.kind.value,
                 "status": d.status.value,
                 "description": d.description,
@@ -140,7 +151,40 @@ def build(session: Session, settings: Settings, batch_id: int) -> Certificate:
         ),
         labels=_labels(labels.reconciliation(session, batch_id)),
         issued_at=utc(utcnow()),
+        oos_supply=oos_supply.public(session, batch_id),
     )
+
+
+def supply_lines(record: OosSupplyPublic) -> list[str]:
+    lines = []
+    if record.out_of_specification and record.missing:
+        lines.append(f"OOS SUPPLY RECORD INCOMPLETE: missing {', '.join(record.missing)}.")
+    for j in record.justifications:
+        signed = manifestation(j.signature) if j.signature else "Not electronically signed."
+        covers = "" if j.counts else " It does not cover the current failing results."
+        lines.append(
+            f"Treating physician {j.physician_name} justified the supply on "
+            f"{utc(j.justified_at)} ({', '.join(j.out_of_specification_tests)}): immediate "
+            f"significant hazard to the patient: {j.hazard}; recorded by {j.recorded_by}. "
+            f"{signed}{covers}"
+        )
+    for n in record.notifications:
+        who = "Sponsor" if n.recipient.value == "sponsor" else "Competent authority"
+        covers = "" if n.counts else " It does not cover the current failing results."
+        lines.append(
+            f"{who} notified: {n.party}, on {utc(n.notified_at)}, reference {n.reference} "
+            f"({', '.join(n.out_of_specification_tests)}); recorded by {n.recorded_by}.{covers}"
+        )
+    return lines
+
+
+def correction_lines(corrections: list[Correction]) -> list[str]:
+    return [c.sentence() for c in corrections]
+
+
+def result_text(test: dict) -> str:
+    """A result as the PDF prints it: the value, then every correction that led to it."""
+    return "\n".join([test["result"], *correction_lines(test.get("corrections", []))])
 
 
 def _labels(reconciled: LabelReconciliation) -> str:
@@ -208,7 +252,10 @@ def acceptance_line(a: PhysicianAcceptancePublic) -> str:
 def html(certificate: Certificate) -> str:
     template = templates.get_template("release/certificate.html")
     return template.render(
-        c=certificate, signature_line=signature_line, acceptance_line=acceptance_line
+        c=certificate,
+        signature_line=signature_line,
+        acceptance_line=acceptance_line,
+        correction_lines=correction_lines,
     )
 
 
@@ -232,8 +279,8 @@ def pdf(certificate: Certificate) -> bytes:
     columns = ("test", "method", "limit", "result", "outcome", "entered", "reviewed")
     doc.table(
         [["Test", "Method", "Limit", "Result", "Outcome", "Entered", "Reviewed"]]
-        + [[t[k] for k in columns] for t in c.tests],
-        [28, 28, 24, 22, 18, 32, 28],
+        + [[result_text(t) if k == "result" else t[k] for k in columns] for t in c.tests],
+        [26, 24, 22, 36, 16, 30, 26],
     )
     doc.heading("Deviations")
     if c.deviations:
@@ -247,6 +294,10 @@ def pdf(certificate: Certificate) -> bytes:
         doc.paragraph("None.")
     for a in c.acceptances:
         doc.paragraph(acceptance_line(a))
+    if c.supply_lines:
+        doc.heading("Out-of-specification supply (EU GMP Part IV §11.5)")
+        for line in c.supply_lines:
+            doc.paragraph(line)
     doc.space(3)
     doc.paragraph(f"Chain-of-identity reconciliation: {c.reconciliation}.")
     doc.paragraph(f"Label reconciliation: {c.labels}.")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from app.audit_review import service as audit_review
+from app.audit_review.schemas import PendingPublic
 from app.auth import service as auth
 from app.batches import service as batches
 from app.batches.schemas import BatchSummary
@@ -48,6 +50,7 @@ class Queue:
     batches: list[QueuedBatch]
     deviations: list[DeviationPublic]
     reviews: list[AwaitingReview]
+    audit_reviews: PendingPublic  # periods of the audit trail not yet reviewed (AUD-8)
 
 
 def qa_queue(session: Session, settings: Settings) -> Queue:
@@ -100,4 +103,5 @@ def qa_queue(session: Session, settings: Settings) -> Queue:
             for r in critical
             if not reviewed[r.id or 0]
         ],
+        audit_reviews=audit_review.pending(session, settings),
     )

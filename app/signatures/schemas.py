@@ -27,6 +27,8 @@ class SignedRecord(StrEnum):
     PHYSICIAN_ACCEPTANCE = "physician_acceptance"
     VALIDATION_REPORT = "validation_report"
     GMP_SETTING = "gmp_setting"
+    OOS_JUSTIFICATION = "oos_justification"  # REL-7
+    AUDIT_REVIEW = "audit_review"  # AUD-8
 
 
 # A password is checked, never stored or echoed; bounded so hashing cannot be abused.

@@ -33,6 +33,7 @@ from app.gmp_settings.groups import TransportTemperatures
 from app.identity.codes import parse_vessel_code
 from app.labels.scanned import scanned_vessel_code
 from app.lifecycle import transition
+from app.oos_supply import service as oos_supply
 from app.release import integrity
 from app.storage.models import CustodyEvent, Location
 from app.storage.repository import lock_positions
@@ -180,6 +181,8 @@ def record_custody(
                 "batch can be dispatched."
             )
         integrity.require_release_intact(session, actor=principal.user, batch_id=found.batch.id)
+        # REL-7: an out-of-specification batch only with its OOS supply record (batch locked).
+        oos_supply.require_recorded(session, batch_id=found.batch.id or 0, dose_code=parsed)
     storage_type = None
     if vessel.is_dose and data.event in EVENT_STATUS:
         if data.temperature_c is None:

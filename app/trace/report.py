@@ -1,5 +1,6 @@
 """The trace report of a patient (COI-7, 21 CFR 1271.290): from each biopsy through every step,
-vessel and dose to every infusion, and each dose back to its patient — as HTML and PDF."""
+vessel and dose to every infusion, and each dose back to its patient — as HTML and PDF. Its
+identifiers (COI, MRN, DIN, batch numbers, vessel codes) never break across lines (AUD-9)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from sqlmodel import Session, col
 from app.auth import service as auth
 from app.clinic.models import Infusion
 from app.clock import utcnow
-from app.documents import Document
+from app.documents import Document, codes, ident
 from app.identity.codes import DIN
 from app.patients.models import Patient
 from app.release import service as release
@@ -80,15 +81,17 @@ def build(session: Session, patient_id: int) -> TraceReport:
         patient={
             "Patient": f"{patient.family_name}, {patient.given_name}",
             "Born": patient.birth_date.isoformat(),
-            "MRN": patient.mrn,
-            "COI": patient.coi,
+            "MRN": ident(patient.mrn),
+            "COI": ident(patient.coi),
         },
         biopsies=[
             {
-                "din": f"{b['din']} {DIN(b['din']).check}",
+                "din": ident(b["din"], DIN(b["din"]).check),
                 "collected": utc(b["collected_at"]),
                 "batch": (
-                    f"{b['batch']['batch_number']} ({b['batch']['status']})" if b["batch"] else ""
+                    codes([b["batch"]["batch_number"], f"({b['batch']['status']})"], " ")
+                    if b["batch"]
+                    else ""
                 ),
             }
             for b in found["biopsies"]
@@ -98,15 +101,15 @@ def build(session: Session, patient_id: int) -> TraceReport:
                 "when": utc(s.performed_at),
                 "kind": s.kind.value,
                 "who": s.performed_by,
-                "inputs": ", ".join(s.inputs),
-                "outputs": ", ".join(o.code for o in s.outputs),
+                "inputs": codes(s.inputs),
+                "outputs": codes([o.code for o in s.outputs]),
             }
             for s in steps
         ],
         doses=[
             {
-                "code": d["code"],
-                "batch": d["batch_number"] or "",
+                "code": ident(d["code"]),
+                "batch": ident(d["batch_number"] or ""),
                 "expires": utc(d["expires_at"]),
                 "status": d["status"],
                 "custody": custody[d["code"]],

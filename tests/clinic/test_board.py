@@ -13,6 +13,7 @@ from app import demo, lifecycle
 from app.auth.permissions import Role
 from app.clinic import board
 from tests.helpers import PASSWORD, Api, error, failing_value, iso, make_user, ok, statements
+from tests.oos_supply.support import record_oos_supply
 from tests.test_pages import _page_login
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -449,6 +450,7 @@ def test_cln1_a_hold_names_its_open_deviation_not_an_earlier_resolved_alert(api)
     _close_deviations(api, batch["id"])  # QA investigated: the hold lifts
     assert _board(api)[pid]["status"] == "conditionally_released"
 
+    record_oos_supply(api, batch["id"])  # sterility failed: an OOS supply (REL-7)
     _custody(api, first, "dispatched", temperature=9.5)  # a temperature excursion: a new hold
     (deviation,) = [
         d

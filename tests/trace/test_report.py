@@ -92,7 +92,7 @@ def _must_show(traced: dict[str, Any]) -> list[str]:
         "1971-02-03",
         patient["mrn"],
         patient["coi"],
-        f"{batch['din']} {batch['din_check']}",
+        f"{batch['din']}\u00a0{batch['din_check']}",  # one unbreakable word (AUD-9)
         batch["batch_number"],
         *STEP_KINDS,
         *traced["doses"],
