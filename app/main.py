@@ -30,10 +30,13 @@ from app.errors import HomewardError, InvalidRequest
 from app.labels import printing
 from app.labels.api import router as labels_router
 from app.materials.api import router as catalogue_router
+from app.materials.pages import router as materials_pages
 from app.notifications.api import router as notifications_router
 from app.notifications.service import Worker
 from app.patients.api import router as patients_router
 from app.qc.api import router as qc_router
+from app.qualifications.api import router as qualifications_router
+from app.qualifications.pages import router as qualifications_pages
 from app.release.api import router as release_router
 from app.release.pages import router as release_pages
 from app.scan.api import router as scan_router
@@ -64,6 +67,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     clinic_router,
     notifications_router,
     audit_router,
+    qualifications_router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     home_page,
@@ -72,6 +76,8 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     batch_pages,
     release_pages,
     clinic_pages,
+    qualifications_pages,
+    materials_pages,
 )
 
 _HTTP_CODES = {

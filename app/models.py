@@ -13,6 +13,7 @@ from app.materials.models import Equipment, Material, MaterialLot
 from app.notifications.models import WebhookAttempt, WebhookDelivery
 from app.patients.models import Patient
 from app.qc.models import QcResult
+from app.qualifications.models import Qualification
 from app.release.models import PhysicianAcceptance, ReleaseDecision
 from app.signatures.models import Signature
 from app.specifications.models import Specification, SpecificationTest
@@ -43,6 +44,7 @@ __all__ = [
     "PrintAttempt",
     "PrintJob",
     "QcResult",
+    "Qualification",
     "ReleaseDecision",
     "SequenceCounter",
     "Signature",

@@ -56,6 +56,7 @@ REQUIREMENTS: dict[str, tuple[str, str | None]] = {
     "CLN-2": ("infusion scheduling", None),
     "CLN-3": ("dispatch and receipt custody with temperature", None),
     "SEC-2": ("separation of duties: admin never with qa or clinician; reasons", "issue 11"),
+    "SEC-5": ("qualified people, calibrated equipment, QC-released lots only", "issue 14"),
     "SEC": ("Argon2, idle expiry, revocation, lockout, permission table, no PII in logs", None),
     "REL": ("bad input 4xx and no change; concurrent conflicts have one winner", None),
     "PERF": ("measured by benchmarks in benchmarks/, not by tests", None),

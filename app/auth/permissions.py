@@ -51,6 +51,10 @@ class Permission(StrEnum):
     INFUSION_PLAN = "infusion.plan"
     TRACE_REPORT = "trace.report"
     WEBHOOKS_READ = "webhooks.read"
+    QUALIFICATION_READ = "qualification.read"  # who is qualified for what, until when (SEC-5)
+    QUALIFICATION_GRANT = "qualification.grant"  # grant and revoke people's qualifications
+    LOT_DISPOSITION = "lot.disposition"  # QC release status of material lots (SEC-5)
+    EQUIPMENT_QUALIFY = "equipment.qualify"  # calibration and qualification due dates (SEC-5)
     AUDIT_READ = "audit.read"  # the trail of records of no patient (users, logins)
     PATIENT_AUDIT_READ = "audit.read_patient"  # patients' trails, which hold personal data
 
@@ -75,6 +79,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.DEVIATION_INVESTIGATE,
         Permission.LABEL_VOID,
         Permission.PRINT_JOBS_READ,
+        Permission.QUALIFICATION_READ,
     },
     Role.QA: _LAB_READ
     | {
@@ -95,6 +100,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.CLINIC_BOARD,
         Permission.TRACE_REPORT,
         Permission.WEBHOOKS_READ,
+        Permission.QUALIFICATION_READ,
+        Permission.QUALIFICATION_GRANT,
+        Permission.LOT_DISPOSITION,
+        Permission.EQUIPMENT_QUALIFY,
     },
     Role.CLINICIAN: _LAB_READ
     | {
@@ -110,6 +119,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.INFUSION_RECORD,
         Permission.INFUSION_PLAN,
         Permission.TRACE_REPORT,
+        Permission.QUALIFICATION_READ,
     },
     # Admin manages accounts and reads the audit trail; it grants no patient data by itself.
     Role.ADMIN: frozenset(
@@ -120,6 +130,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CATALOGUE_MANAGE,
             Permission.WEBHOOKS_READ,
             Permission.PRINT_JOBS_READ,
+            Permission.QUALIFICATION_READ,
         }
     ),
 }
