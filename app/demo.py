@@ -26,16 +26,21 @@ from app.labels.schemas import PrintFormat, VesselPrintRequest
 from app.materials import service as materials
 from app.materials.schemas import (
     EquipmentCreate,
+    EquipmentDueDates,
     EquipmentKind,
     LotCreate,
+    LotStatusSet,
     MaterialCategory,
     MaterialCreate,
 )
+from app.materials.states import LotStatus
 from app.patients import service as patients
 from app.patients.models import Patient
 from app.patients.schemas import PatientCreate, Sex
 from app.qc import service as qc
 from app.qc.schemas import QcResultCreate
+from app.qualifications import service as qualifications
+from app.qualifications.schemas import QualificationGrant
 from app.release import service as release
 from app.release.schemas import Decision, ReleaseCreate
 from app.signatures import service as signatures
@@ -159,6 +164,51 @@ def _catalogue(session: Session, admin: User) -> None:
             ids[code] = location.id
 
 
+def _quality(session: Session) -> None:
+    """QA's part of the demo (SEC-5): every demo user qualified for what their roles do (qa
+    qualifies the others, qa2 qualifies qa), the demo lots released, the demo equipment
+    calibrated and qualified; only what is missing or overdue, so a second run changes nothing."""
+    qa, qa2 = _user(session, "qa"), _user(session, "qa2")
+    now = utcnow()
+    for demo in DEMO_USERS:
+        user = _user(session, demo.username)
+        held = {q.duty for q in qualifications.listing(session, user_id=user.id) if q.current}
+        missing = qualifications.duties_for(demo.roles) - held
+        if missing:
+            qualifications.grant(
+                session,
+                actor=qa2 if user.id == qa.id else qa,
+                user_id=user.id or 0,
+                data=QualificationGrant(
+                    duties=sorted(missing),
+                    expires_at=now + timedelta(days=365),
+                    reason="Demo: training records on file.",
+                ),
+            )
+    lot_numbers = {lot_number for *_, lot_number, _ in DEMO_MATERIALS}
+    for lot, _ in materials.list_lots(session):
+        if lot.lot_number in lot_numbers and lot.status == LotStatus.QUARANTINE:
+            materials.set_lot_status(
+                session,
+                actor=qa,
+                lot_id=lot.id or 0,
+                data=LotStatusSet(status=LotStatus.RELEASED, reason="Demo: certificate checked."),
+            )
+    codes = {code for code, *_ in DEMO_EQUIPMENT}
+    for equipment in materials.list_equipment(session):
+        if equipment.code in codes and materials.equipment_public(equipment, now).overdue:
+            materials.set_due_dates(
+                session,
+                actor=qa,
+                equipment_id=equipment.id or 0,
+                data=EquipmentDueDates(
+                    calibration_due_at=now + timedelta(days=180),
+                    qualification_due_at=now + timedelta(days=365),
+                    reason="Demo: calibration and qualification reports on file.",
+                ),
+            )
+
+
 def _user(session: Session, username: str) -> User:
     user = auth.user_by_username(session, username)
     assert user is not None
@@ -184,6 +234,7 @@ def seed(factory: SessionFactory, settings: Settings) -> list[DemoUser]:
         approve_installed(session, settings, approver=qa_user, password=_password("qa"))
     with unit_of_work(factory) as session:
         _catalogue(session, _user(session, "admin"))
+        _quality(session)
     for mrn, family, given, born, sex, stage in DEMO_PATIENTS:
         with unit_of_work(factory) as session:
             exists = select(Patient.id).where(
@@ -243,8 +294,15 @@ def _patient_at_stage(
     context = batches.register(session, settings, actor=tech, biopsy_id=biopsy.id or 0)
     if stage == "batch":
         return
-    lot_ids = [lot.id or 0 for lot, _ in materials.list_lots(session)]
-    equipment = [e.id or 0 for e in materials.list_equipment(session)][:2]
+    lot_ids = [
+        lot.id or 0 for lot, _ in materials.list_lots(session) if lot.status == LotStatus.RELEASED
+    ]
+    usable = [
+        e
+        for e in materials.list_equipment(session)
+        if e.in_service and not materials.equipment_public(e).overdue
+    ]
+    equipment = [e.id or 0 for e in usable][:2]
 
     def step(kind: str, inputs: list[str], outputs: list[OutputSpec], **extra) -> list[str]:
         data = StepCreate(

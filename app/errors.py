@@ -77,6 +77,12 @@ class TooManyAttempts(HomewardError):
     headers = {"Retry-After": "60"}
 
 
+class NotQualified(HomewardError):
+    """A person acting without an unexpired qualification for the act (SEC-5)."""
+
+    code, status = "not_qualified", 403
+
+
 class NotFound(HomewardError):
     code, status = "not_found", 404
 
@@ -107,6 +113,18 @@ class ExpiredLot(Conflict):
 
 class EquipmentOutOfService(Conflict):
     code = "equipment_out_of_service"
+
+
+class EquipmentOverdue(Conflict):
+    """Equipment whose calibration or qualification is overdue or not on record (SEC-5)."""
+
+    code = "equipment_overdue"
+
+
+class LotNotReleased(Conflict):
+    """A material lot QC has not released (quarantined or rejected; SEC-5)."""
+
+    code = "lot_not_released"
 
 
 class PositionTaken(Conflict):

@@ -34,12 +34,15 @@ from app.gmp_settings.pages import router as gmp_settings_pages
 from app.labels import printing
 from app.labels.api import router as labels_router
 from app.materials.api import router as catalogue_router
+from app.materials.pages import router as materials_pages
 from app.notifications.api import router as notifications_router
 from app.notifications.service import Worker
 from app.oos_supply.api import router as oos_supply_router
 from app.patients.api import router as patients_router
 from app.pipeline import settle_deferred
 from app.qc.api import router as qc_router
+from app.qualifications.api import router as qualifications_router
+from app.qualifications.pages import router as qualifications_pages
 from app.release.api import router as release_router
 from app.release.pages import router as release_pages
 from app.scan.api import router as scan_router
@@ -76,6 +79,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     validation_router,
     audit_review_router,
     oos_supply_router,
+    qualifications_router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     home_page,
@@ -87,6 +91,8 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     clinic_pages,
     gmp_settings_pages,
     audit_review_pages,
+    qualifications_pages,
+    materials_pages,
 )
 
 _HTTP_CODES = {

@@ -16,6 +16,7 @@ from app.notifications.models import WebhookAttempt, WebhookDelivery
 from app.oos_supply.models import OosJustification, OosNotification
 from app.patients.models import Patient
 from app.qc.models import QcResult
+from app.qualifications.models import Qualification
 from app.release.models import PhysicianAcceptance, ReleaseDecision
 from app.signatures.models import Signature
 from app.specifications.models import Specification, SpecificationTest
@@ -51,6 +52,7 @@ __all__ = [
     "PrintAttempt",
     "PrintJob",
     "QcResult",
+    "Qualification",
     "ReleaseDecision",
     "SequenceCounter",
     "Signature",

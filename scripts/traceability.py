@@ -67,6 +67,7 @@ REQUIREMENTS: dict[str, tuple[str, str | None]] = {
     "SEC-2": ("separation of duties: admin never with qa or clinician; reasons", None),
     "SEC-3": ("password change, forced change, ageing, history, strength", None),
     "SEC-4": ("sign-in: lockout no stranger can abuse, equal-time answers, report", None),
+    "SEC-5": ("qualified people, calibrated equipment, QC-released lots only", None),
     "SEC": ("Argon2, idle expiry, revocation, lockout, permission table, no PII in logs", None),
     "REL": ("bad input 4xx and no change; concurrent conflicts have one winner", None),
     "PERF": ("measured by benchmarks in benchmarks/, not by tests", None),

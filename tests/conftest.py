@@ -23,9 +23,10 @@ from app.auth import service as auth
 from app.auth.permissions import Role
 from app.config import Settings
 from app.db import SessionFactory, make_engine, session_factory_for, unit_of_work
+from app.gmp_settings.groups import Group
 from app.main import create_app
 from app.migrate import upgrade
-from tests.helpers import PASSWORD, Api
+from tests.helpers import PASSWORD, Api, approve_gmp_settings
 
 PG_ENV = "HOMEWARD_TEST_DATABASE_URL"
 
@@ -58,6 +59,16 @@ def _approve_installed(url: str) -> None:
                 roles=[Role.QA],
             )
             demo.approve_installed(session, settings, approver=approver, password=PASSWORD)
+            # SEC-5: the suite runs as a site that enforces every qualification rule (shipped
+            # off, ADR 0024); tests of a site that does not use `fresh_engine`.
+            approve_gmp_settings(
+                session,
+                settings,
+                Group.QUALIFICATION_GATING,
+                people=True,
+                equipment=True,
+                lots=True,
+            )
     finally:
         engine.dispose()
 

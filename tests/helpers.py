@@ -29,6 +29,7 @@ from app.gmp_settings.models import GmpSetting
 from app.gmp_settings.schemas import GmpSettingApprove, GmpSettingPropose
 from app.patients import service as patients
 from app.patients.schemas import PatientCreate
+from app.qualifications import service as qualifications
 
 PASSWORD = "correct-horse-battery"
 NEW_PASSWORD = "saffron-quokka-lantern"  # chosen at first sign-in (Api.first_sign_in, SEC-3)
@@ -46,7 +47,10 @@ def make_user(
     roles: list[Role],
     username: str | None = None,
     password: str = PASSWORD,
+    qualified: bool = True,
 ) -> User:
+    """A user holding `roles`, qualified (SEC-5) for every duty they can exercise unless not
+    `qualified`."""
     user = auth.create_user(
         session,
         settings,
@@ -56,8 +60,24 @@ def make_user(
         password=password,
         roles=roles,
     )
+    if qualified:
+        qualify(session, user)
     session.commit()
     return user
+
+
+def qualify(session: Session, user: User) -> None:
+    """Qualify `user` for every duty their roles can exercise (SEC-5), as QA would record their
+    training: from a month ago (so back-dated acts are covered) for a year."""
+    now = datetime.now(UTC)
+    qualifications.grant_for_roles(
+        session,
+        actor="test",
+        user=user,
+        valid_from=now - timedelta(days=30),
+        expires_at=now + timedelta(days=365),
+        reason="Test builder: training on file.",
+    )
 
 
 def make_legacy_user(
@@ -212,6 +232,21 @@ class Api:
         return self.post(role, f"/vessels/{code}/print", body)
 
     # -- builders through the public API -------------------------------------------------------
+
+    def release_lot(self, lot_id: int) -> dict[str, Any]:
+        """QA releases a lot received in quarantine (SEC-5): the lot as it now is."""
+        body = {"status": "released", "reason": "Certificate of analysis checked."}
+        return ok(self.call(Role.QA, "PUT", f"/lots/{lot_id}/status", json=body))
+
+    def qualify_equipment(self, equipment_id: int) -> dict[str, Any]:
+        """QA records equipment calibrated and qualified (SEC-5): the equipment as it now is."""
+        later = datetime.now(UTC)
+        body = {
+            "calibration_due_at": iso(later + timedelta(days=180)),
+            "qualification_due_at": iso(later + timedelta(days=365)),
+            "reason": "Calibration certificate and requalification report on file.",
+        }
+        return ok(self.call(Role.QA, "PUT", f"/equipment/{equipment_id}/due-dates", json=body))
 
     def patient(self, **overrides: Any) -> dict[str, Any]:
         body = {

@@ -52,6 +52,10 @@ class Permission(StrEnum):
     TRACE_REPORT = "trace.report"
     WEBHOOKS_READ = "webhooks.read"
     SIGN_IN_REPORT = "sign_in.report"  # failed sign-ins and locks (SEC-4, 11.300(d))
+    QUALIFICATION_READ = "qualification.read"  # who is qualified for what, until when (SEC-5)
+    QUALIFICATION_GRANT = "qualification.grant"  # grant and revoke people's qualifications
+    LOT_DISPOSITION = "lot.disposition"  # QC release status of material lots (SEC-5)
+    EQUIPMENT_QUALIFY = "equipment.qualify"  # calibration and qualification due dates (SEC-5)
     AUDIT_READ = "audit.read"  # the trail of records of no patient (users, logins)
     PATIENT_AUDIT_READ = "audit.read_patient"  # patients' trails, which hold personal data
     VALIDATION_SIGN = "validation.sign"  # QA e-signs an operational-qualification report (VAL-1)
@@ -79,6 +83,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.DEVIATION_INVESTIGATE,
         Permission.LABEL_VOID,
         Permission.PRINT_JOBS_READ,
+        Permission.QUALIFICATION_READ,
     },
     Role.QA: _LAB_READ
     | {
@@ -103,6 +108,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.VALIDATION_SIGN,
         Permission.AUDIT_REVIEW,
         Permission.OOS_NOTIFY,
+        Permission.QUALIFICATION_READ,
+        Permission.QUALIFICATION_GRANT,
+        Permission.LOT_DISPOSITION,
+        Permission.EQUIPMENT_QUALIFY,
     },
     Role.CLINICIAN: _LAB_READ
     | {
@@ -118,6 +127,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.INFUSION_RECORD,
         Permission.INFUSION_PLAN,
         Permission.TRACE_REPORT,
+        Permission.QUALIFICATION_READ,
     },
     # Admin manages accounts and reads the audit trail; it grants no patient data by itself.
     Role.ADMIN: frozenset(
@@ -129,6 +139,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CATALOGUE_MANAGE,
             Permission.WEBHOOKS_READ,
             Permission.PRINT_JOBS_READ,
+            Permission.QUALIFICATION_READ,
         }
     ),
 }

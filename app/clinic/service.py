@@ -39,6 +39,8 @@ from app.errors import (
 from app.gmp_settings import service as gmp_settings
 from app.identity.codes import normalize
 from app.lifecycle import transition
+from app.qualifications import service as qualifications
+from app.qualifications.schemas import Duty
 from app.vessels.models import Vessel
 from app.vessels.states import VESSEL_LIFECYCLE, VesselStatus
 
@@ -157,6 +159,14 @@ def infuse(session: Session, settings: Settings, *, actor: User, data: InfusionC
         now=checked.at,
         skew=settings.late_entry_skew,
         late_reason=data.late_reason,
+    )
+    # SEC-5: qualified when the infusion took place (its time checked above); held until commit.
+    qualifications.require(
+        session,
+        witness,
+        Duty.BEDSIDE_WITNESS,
+        at=dated.occurred_at,
+        context={"administered_by": actor.username, "dose_code": dose.code},
     )
     infusion = Infusion(
         dose_id=dose.id or 0,

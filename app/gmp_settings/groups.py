@@ -30,6 +30,7 @@ class Group(StrEnum):
     CULTURE_LIMITS = "culture_limits"
     INFUSION_PROTOCOL = "infusion_protocol"
     LABEL_PRODUCT = "label_product"
+    QUALIFICATION_GATING = "qualification_gating"
 
 
 def _ordered(low: float, high: float, what: str) -> None:
@@ -85,6 +86,17 @@ class CultureLimits:
 
 
 @validated(frozen=True, config=_STRICT)
+class QualificationGating:
+    """Which qualification rules the site enforces (SEC-5, ADR 0024): people per duty, equipment
+    calibration and qualification, QC release of lots. Shipped off: a new site first records its
+    staff's training, its equipment's dates and its lots' status, then QA turns each rule on."""
+
+    people: bool
+    equipment: bool
+    lots: bool
+
+
+@validated(frozen=True, config=_STRICT)
 class InfusionProtocol:
     """The infusion plan template (CLN-2): doses planned per batch, days between them."""
 
@@ -124,6 +136,7 @@ SHAPES: dict[Group, type] = {
     Group.CULTURE_LIMITS: CultureLimits,
     Group.INFUSION_PROTOCOL: InfusionProtocol,
     Group.LABEL_PRODUCT: LabelProduct,
+    Group.QUALIFICATION_GATING: QualificationGating,
 }
 
 TITLES: dict[Group, str] = {
@@ -132,6 +145,7 @@ TITLES: dict[Group, str] = {
     Group.CULTURE_LIMITS: "Culture limits (passages, days, population doublings)",
     Group.INFUSION_PROTOCOL: "Infusion protocol",
     Group.LABEL_PRODUCT: "Product data on dose labels",
+    Group.QUALIFICATION_GATING: "Qualification rules enforced (people, equipment, lots)",
 }
 
 DEFAULTS: dict[Group, Any] = {
@@ -170,6 +184,7 @@ DEFAULTS: dict[Group, Any] = {
         trial_code="EU CT 2026-500000-00-00",
         isbt_product_code="D0001",
     ),
+    Group.QUALIFICATION_GATING: QualificationGating(people=False, equipment=False, lots=False),
 }
 
 

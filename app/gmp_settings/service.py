@@ -27,6 +27,7 @@ from app.gmp_settings.groups import (
     Group,
     InfusionProtocol,
     LabelProduct,
+    QualificationGating,
     TransportTemperatures,
     as_values,
     validate,
@@ -128,6 +129,10 @@ def infusion_protocol(session: Session) -> InfusionProtocol:
 
 def label_product(session: Session) -> LabelProduct:
     return current(session, Group.LABEL_PRODUCT)
+
+
+def qualification_gating(session: Session) -> QualificationGating:
+    return current(session, Group.QUALIFICATION_GATING)
 
 
 def propose(session: Session, *, actor: User, data: GmpSettingPropose) -> GmpSetting:

@@ -8,10 +8,12 @@ from app.auth.service import Principal
 from app.materials import service
 from app.materials.schemas import (
     EquipmentCreate,
+    EquipmentDueDates,
     EquipmentPublic,
     EquipmentService,
     LotCreate,
     LotPublic,
+    LotStatusSet,
     MaterialCreate,
     MaterialPublic,
 )
@@ -24,6 +26,8 @@ router = Router(tags=["catalogue"])
 Reader = Annotated[Principal, Depends(require(Permission.CATALOGUE_READ))]
 Manager = Annotated[Principal, Depends(require(Permission.CATALOGUE_MANAGE))]
 Tracer = Annotated[Principal, Depends(require(Permission.BATCH_READ))]
+Disposer = Annotated[Principal, Depends(require(Permission.LOT_DISPOSITION))]
+Qualifier = Annotated[Principal, Depends(require(Permission.EQUIPMENT_QUALIFY))]
 
 
 @router.get("/materials", response_model=list[MaterialPublic])
@@ -44,6 +48,14 @@ def list_lots(session: SessionDep, _: Reader) -> list[LotPublic]:
 @router.post("/lots", response_model=LotPublic, status_code=201)
 def create_lot(body: LotCreate, session: SessionDep, p: Manager) -> LotPublic:
     return service.lot_public(*service.create_lot(session, actor=p.user, data=body))
+
+
+@router.put("/lots/{lot_id}/status", response_model=LotPublic)
+def set_lot_status(lot_id: Id, body: LotStatusSet, session: SessionDep, p: Disposer) -> LotPublic:
+    """QA releases, quarantines or rejects a lot, with the reason (SEC-5)."""
+    return service.lot_public(
+        *service.set_lot_status(session, actor=p.user, lot_id=lot_id, data=body)
+    )
 
 
 @router.get("/lots/{lot_id}/recall")
@@ -69,4 +81,13 @@ def set_service(
     equipment = service.set_in_service(
         session, actor=p.user, equipment_id=equipment_id, in_service=body.in_service
     )
+    return service.equipment_public(equipment)
+
+
+@router.put("/equipment/{equipment_id}/due-dates", response_model=EquipmentPublic)
+def set_due_dates(
+    equipment_id: Id, body: EquipmentDueDates, session: SessionDep, p: Qualifier
+) -> EquipmentPublic:
+    """QA records a calibration or qualification: the next due date(s), with the reason."""
+    equipment = service.set_due_dates(session, actor=p.user, equipment_id=equipment_id, data=body)
     return service.equipment_public(equipment)

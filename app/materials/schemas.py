@@ -4,7 +4,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from app.types import Id, Name, Timestamp
+from app.materials.states import LotStatus
+from app.types import Id, LongText, Name, Timestamp
 
 CatalogueCode = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
@@ -55,6 +56,16 @@ class LotPublic(LotCreate):
     id: int
     material_code: str
     expired: bool
+    status: LotStatus  # only a released lot can be used (SEC-5)
+
+
+class LotStatusSet(BaseModel):
+    """QA's QC disposition of a lot, with the reason (SEC-5)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: LotStatus
+    reason: LongText
 
 
 class EquipmentCreate(BaseModel):
@@ -68,6 +79,20 @@ class EquipmentCreate(BaseModel):
 
 class EquipmentPublic(EquipmentCreate):
     id: int
+    calibration_due_at: datetime | None = None
+    qualification_due_at: datetime | None = None
+    overdue: bool = True  # calibration or qualification overdue or not on record: refused
+
+
+class EquipmentDueDates(BaseModel):
+    """QA records a calibration or (re)qualification: the next due date(s), with the reason
+    (e.g. the certificate's reference). A date not given keeps its current value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calibration_due_at: Timestamp | None = None
+    qualification_due_at: Timestamp | None = None
+    reason: LongText
 
 
 class EquipmentService(BaseModel):

@@ -1,4 +1,5 @@
-"""The catalogue of materials, lots and equipment; the checks a step makes before using them."""
+"""The catalogue of materials, lots and equipment; the checks a step makes before using them:
+a lot QC released and not expired, equipment in service, calibrated and qualified (SEC-5)."""
 
 from collections.abc import Iterable
 from datetime import datetime
@@ -11,16 +12,29 @@ from app.audit.actions import AuditAction, EntityType
 from app.auth.models import User
 from app.clock import utcnow
 from app.db import add_unique
-from app.errors import DuplicateCode, EquipmentOutOfService, ExpiredLot, NotFound
+from app.errors import (
+    DuplicateCode,
+    EquipmentOutOfService,
+    EquipmentOverdue,
+    ExpiredLot,
+    InvalidRequest,
+    LotNotReleased,
+    NotFound,
+)
+from app.gmp_settings import service as gmp_settings
+from app.lifecycle import transition
 from app.materials.models import Equipment, Material, MaterialLot
 from app.materials.schemas import (
     EquipmentCreate,
+    EquipmentDueDates,
     EquipmentPublic,
     LotCreate,
     LotPublic,
+    LotStatusSet,
     MaterialCreate,
     MaterialPublic,
 )
+from app.materials.states import LOT_LIFECYCLE, LotStatus
 
 
 def material_public(material: Material) -> MaterialPublic:
@@ -36,11 +50,34 @@ def lot_public(lot: MaterialLot, material: Material, now: datetime | None = None
         expires_at=lot.expires_at,
         material_code=material.code,
         expired=lot.expires_at <= (now or utcnow()),
+        status=LotStatus(lot.status),
     )
 
 
-def equipment_public(equipment: Equipment) -> EquipmentPublic:
-    return EquipmentPublic.model_validate(equipment, from_attributes=True)
+def equipment_public(equipment: Equipment, now: datetime | None = None) -> EquipmentPublic:
+    return EquipmentPublic(
+        id=equipment.id or 0,
+        code=equipment.code,
+        name=equipment.name,
+        kind=equipment.kind,  # type: ignore[arg-type]  # an EquipmentKind value
+        in_service=equipment.in_service,
+        calibration_due_at=equipment.calibration_due_at,
+        qualification_due_at=equipment.qualification_due_at,
+        overdue=_overdue(equipment, now or utcnow()) is not None,
+    )
+
+
+def _overdue(equipment: Equipment, at: datetime) -> str | None:
+    """Why `equipment` may not be used at `at` for want of calibration or qualification."""
+    for what, due in (
+        ("calibration", equipment.calibration_due_at),
+        ("qualification", equipment.qualification_due_at),
+    ):
+        if due is None:
+            return f"has no {what} on record"
+        if due <= at:
+            return f"was due for {what} on {due:%Y-%m-%d}"
+    return None
 
 
 def _create(
@@ -133,6 +170,64 @@ def set_in_service(
     return equipment
 
 
+def set_lot_status(
+    session: Session, *, actor: User, lot_id: int, data: LotStatusSet
+) -> tuple[MaterialLot, Material]:
+    """QA's QC disposition of a lot, audited with the reason. The lot row is locked, so a step
+    using the lot (which holds it shared until commit) is either in before or sees the change."""
+    lot = session.execute(
+        select(MaterialLot)
+        .where(MaterialLot.id == lot_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if lot is None:
+        raise NotFound(f"No material lot has id {lot_id}.")
+    material = session.get(Material, lot.material_id)
+    assert material is not None
+    transition(
+        session,
+        LOT_LIFECYCLE,
+        lot,
+        data.status,
+        actor=actor,
+        coi=None,
+        label=f"Lot {lot.lot_number} of {material.code}",
+        reason=data.reason,
+    )
+    return lot, material
+
+
+def set_due_dates(
+    session: Session, *, actor: User, equipment_id: int, data: EquipmentDueDates
+) -> Equipment:
+    """QA records a calibration or qualification: the next due date(s), audited with the
+    reason; the row is locked like a lot's status change."""
+    if data.calibration_due_at is None and data.qualification_due_at is None:
+        raise InvalidRequest("Give a calibration or a qualification due date.")
+    equipment = session.get(Equipment, equipment_id, with_for_update=True, populate_existing=True)
+    if equipment is None:
+        raise NotFound(f"No equipment has id {equipment_id}.")
+    changed = data.model_dump(exclude_none=True, exclude={"reason"})
+    old = {field: getattr(equipment, field) for field in changed}
+    for field, value in changed.items():
+        setattr(equipment, field, value)
+    session.add(equipment)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.EQUIPMENT_DUE_DATES_SET,
+        entity_type=EntityType.EQUIPMENT,
+        entity_id=equipment.id,
+        old=old,
+        new=changed,
+        reason=data.reason,
+        coi=None,
+    )
+    return equipment
+
+
 def list_materials(session: Session) -> list[Material]:
     return list(session.execute(select(Material).order_by(col(Material.code))).scalars())
 
@@ -164,7 +259,9 @@ def list_equipment(session: Session) -> list[Equipment]:
 def usable_lots(
     session: Session, lot_ids: Iterable[int], *, at: datetime
 ) -> list[tuple[MaterialLot, Material]]:
-    """The lots, each checked to exist and not to be expired at `at` (one query)."""
+    """The lots, each checked to exist, to be QC released and not to be expired at `at` (one
+    query). The lots are held FOR SHARE until commit and read afresh (ADR 0024): a rejection
+    committed meanwhile is seen, and steps sharing a lot never wait for one another."""
     wanted = sorted(set(lot_ids))
     if not wanted:
         return []
@@ -172,12 +269,21 @@ def usable_lots(
         select(MaterialLot, Material)
         .join(Material, col(Material.id) == MaterialLot.material_id)
         .where(col(MaterialLot.id).in_(wanted))
+        .order_by(col(MaterialLot.id))
+        .with_for_update(read=True, of=MaterialLot)
+        .execution_options(populate_existing=True)
     ).all()
     found = {lot.id: (lot, material) for lot, material in rows}
+    gated = gmp_settings.qualification_gating(session).lots
     for lot_id in wanted:
         if lot_id not in found:
             raise NotFound(f"No material lot has id {lot_id}.")
         lot, material = found[lot_id]
+        if gated and lot.status != LotStatus.RELEASED:
+            raise LotNotReleased(
+                f"Lot {lot.lot_number} of {material.name} is {lot.status}, not released by QC; "
+                "it cannot be used."
+            )
         if lot.expires_at <= at:
             raise ExpiredLot(
                 f"Lot {lot.lot_number} of {material.name} expired on "
@@ -186,15 +292,25 @@ def usable_lots(
     return [found[lot_id] for lot_id in wanted]
 
 
-def usable_equipment(session: Session, equipment_ids: Iterable[int]) -> list[Equipment]:
-    """The equipment, each checked to exist and to be in service (one query)."""
+def usable_equipment(
+    session: Session, equipment_ids: Iterable[int], *, at: datetime
+) -> list[Equipment]:
+    """The equipment, each checked to exist, to be in service and calibrated and qualified at
+    `at` (one query), held FOR SHARE until commit like the lots."""
     wanted = sorted(set(equipment_ids))
     if not wanted:
         return []
     found = {
         e.id: e
-        for e in session.execute(select(Equipment).where(col(Equipment.id).in_(wanted))).scalars()
+        for e in session.execute(
+            select(Equipment)
+            .where(col(Equipment.id).in_(wanted))
+            .order_by(col(Equipment.id))
+            .with_for_update(read=True)
+            .execution_options(populate_existing=True)
+        ).scalars()
     }
+    gated = gmp_settings.qualification_gating(session).equipment
     for equipment_id in wanted:
         equipment = found.get(equipment_id)
         if equipment is None:
@@ -202,5 +318,10 @@ def usable_equipment(session: Session, equipment_ids: Iterable[int]) -> list[Equ
         if not equipment.in_service:
             raise EquipmentOutOfService(
                 f"{equipment.name} ({equipment.code}) is out of service; it cannot be used."
+            )
+        if gated and (why := _overdue(equipment, at)) is not None:
+            raise EquipmentOverdue(
+                f"{equipment.name} ({equipment.code}) {why}; it cannot be used until QA "
+                "records its calibration and qualification."
             )
     return [found[equipment_id] for equipment_id in wanted]

@@ -18,6 +18,7 @@ from app.batches import service as batches
 from app.batches.models import Batch
 from app.batches.service import BatchContext
 from app.batches.states import FINAL, BatchStatus
+from app.clock import utcnow
 from app.config import Settings
 from app.db import add_unique
 from app.deviations import service as deviations
@@ -38,6 +39,8 @@ from app.notifications import service as notifications
 from app.qc.evaluation import Evaluated, Outcome, evaluate, value_text
 from app.qc.models import QcResult
 from app.qc.schemas import QcPublic, QcResultCreate, QcResultPublic, QcTestPublic
+from app.qualifications import service as qualifications
+from app.qualifications.schemas import Duty
 from app.signatures import service as signatures
 from app.signatures.schemas import Meaning, SignatureInput, SignedRecord
 from app.specifications import service as specifications
@@ -305,6 +308,9 @@ def review(
         raise Forbidden(
             "You entered this result; a second person must review it (four-eyes, SIG-4)."
         )
+    qualifications.require(
+        session, actor, Duty.QC_REVIEW, at=utcnow(), context={"qc_result_id": result_id}
+    )
     results = history(session, found.batch_id)
     if current(results).get(found.test) is not found:
         raise InvalidState(f"Result {result_id} was corrected; review the current result.")

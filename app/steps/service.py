@@ -24,6 +24,8 @@ from app.errors import IdentityMismatch, InvalidRequest, InvalidState, NotFound
 from app.identity.codes import parse_vessel_code
 from app.lifecycle import transition
 from app.materials import service as materials
+from app.qualifications import service as qualifications
+from app.qualifications.schemas import Duty
 from app.steps.clocks import culture_clock
 from app.steps.models import Step, StepEquipment, StepInput, StepMaterial
 from app.steps.repository import step_views
@@ -179,10 +181,17 @@ def record(
         late_reason=data.late_reason,
     )
     performed_at = dated.occurred_at
+    # SEC-5: the performer, the lots and the equipment are held shared until commit, after the
+    # batch and its vessels (ADR 0011, 0024).
+    qualifications.require(
+        session, actor, Duty.of_step(data.kind), at=performed_at, context={"batch_id": batch_id}
+    )
     lot_uses = [m if isinstance(m, MaterialUse) else MaterialUse(lot_id=m) for m in data.materials]
     materials.usable_lots(session, [use.lot_id for use in lot_uses], at=performed_at)
     equipment = materials.usable_equipment(
-        session, [e.equipment_id if isinstance(e, EquipmentUse) else e for e in data.equipment]
+        session,
+        [e.equipment_id if isinstance(e, EquipmentUse) else e for e in data.equipment],
+        at=performed_at,
     )
     passage = max((v.passage for v in inputs), default=0) + rule.passage_increment
     measurements = dict(data.measurements)

@@ -1,7 +1,7 @@
 """validation reports: QA's e-signed acts on operational-qualification reports, append-only
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-02 13:37:34.404450
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import app.db
 
 revision: str = "0017"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

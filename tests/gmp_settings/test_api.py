@@ -66,11 +66,16 @@ def _counts(api: Api) -> dict[str, int]:
 
 def test_qc3_every_group_ships_its_defaults_approved_here_by_the_fixtures(api):
     """QC-3: one version 1 per group, the shipped defaults, created by the system (the test
-    fixtures approve them, e-signed, as a site's QA does before first use)."""
-    versions = _versions(api)
+    fixtures approve them, e-signed, as a site's QA does before first use; they then turn every
+    qualification rule on with a version 2, which supersedes that group's version 1: SEC-5)."""
+    versions = [v for v in _versions(api) if v["version"] == 1]
     assert {v["group"] for v in versions} == {g.value for g in Group}
     for version in versions:
         group = Group(version["group"])
+        if group is Group.QUALIFICATION_GATING:
+            assert version["status"] == "superseded"
+            assert version["values"] == {"people": False, "equipment": False, "lots": False}
+            continue
         assert version["version"] == 1 and version["status"] == "approved"
         assert version["created_by"] == "system (shipped default)"
         assert version["values"] == dataclasses.asdict(DEFAULTS[group])

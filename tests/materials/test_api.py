@@ -39,7 +39,10 @@ def _material(api: Api, **overrides: Any) -> dict[str, Any]:
     return _created(api.post(Role.ADMIN, "/materials", body))
 
 
-def _lot(api: Api, material_id: int | None = None, **overrides: Any) -> dict[str, Any]:
+def _lot(
+    api: Api, material_id: int | None = None, *, released: bool = True, **overrides: Any
+) -> dict[str, Any]:
+    """A lot received (in quarantine), then released by QA unless not `released` (SEC-5)."""
     material_id = material_id or _material(api)["id"]
     body = {
         "material_id": material_id,
@@ -47,12 +50,15 @@ def _lot(api: Api, material_id: int | None = None, **overrides: Any) -> dict[str
         "supplier": "Acme Bio",
         "expires_at": _in(days=180),
     } | overrides
-    return _created(api.post(Role.ADMIN, "/lots", body))
+    lot = _created(api.post(Role.ADMIN, "/lots", body))
+    return api.release_lot(lot["id"]) if released else lot
 
 
-def _equipment(api: Api, **overrides: Any) -> dict[str, Any]:
+def _equipment(api: Api, *, qualified: bool = True, **overrides: Any) -> dict[str, Any]:
+    """Equipment registered, then calibrated and qualified by QA unless not `qualified`."""
     body = {"code": unique("INC-"), "name": "CO2 incubator 3", "kind": "incubator"} | overrides
-    return _created(api.post(Role.ADMIN, "/equipment", body))
+    equipment = _created(api.post(Role.ADMIN, "/equipment", body))
+    return api.qualify_equipment(equipment["id"]) if qualified else equipment
 
 
 def _service(api: Api, equipment_id: int, in_service: bool):

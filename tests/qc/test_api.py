@@ -17,7 +17,16 @@ from app.deviations.models import Deviation
 from app.gmp_settings import service as gmp_settings
 from app.qc.models import QcResult
 from app.signatures.models import Signature
-from tests.helpers import PASSWORD, Api, audit_events, drop_append_only, failing_value, ok, unique
+from tests.helpers import (
+    PASSWORD,
+    Api,
+    audit_events,
+    drop_append_only,
+    failing_value,
+    ok,
+    qualify,
+    unique,
+)
 from tests.helpers import error as _error
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -63,6 +72,7 @@ def _reviewer(api: Api, role: Role = Role.TECHNICIAN) -> tuple[User, dict[str, s
         password=PASSWORD,
         roles=[role],
     )
+    qualify(api.db, user)  # SEC-5: the builder qualifies as make_user does
     api.db.commit()
     return user, api.headers_for(user)
 

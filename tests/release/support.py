@@ -17,7 +17,7 @@ from app.auth.permissions import Role
 from app.batches.models import Batch
 from app.release.models import ReleaseDecision
 from app.signatures.models import Signature
-from tests.helpers import PASSWORD, Api, failing_value, ok, unique
+from tests.helpers import PASSWORD, Api, failing_value, ok, qualify, unique
 
 PHYSICIAN = "Dr. Ada Okonkwo-Lindqvist"
 
@@ -46,6 +46,7 @@ def qa_user(
         password=PASSWORD,
         roles=list(roles),
     )
+    qualify(api.db, user)  # SEC-5: the builder qualifies as make_user does
     api.db.commit()
     return user, api.headers_for(user)
 

@@ -14,7 +14,7 @@ from app.auth.permissions import Role
 from app.gmp_settings import service as gmp_settings
 from app.signatures.models import Signature
 from app.specifications.models import Specification, SpecificationTest
-from tests.helpers import PASSWORD, Api, audit_events, unique
+from tests.helpers import PASSWORD, Api, audit_events, qualify, unique
 from tests.helpers import error as _error
 from tests.helpers import ok as _ok
 
@@ -82,6 +82,7 @@ def _named_user(api: Api, role: Role, full_name: str) -> tuple[User, dict[str, s
         password=PASSWORD,
         roles=[role],
     )
+    qualify(api.db, user)  # SEC-5: the builder qualifies as make_user does
     api.db.commit()
     return user, api.headers_for(user)
 

@@ -59,12 +59,12 @@ def _lot(api: Api) -> dict[str, Any]:
         "supplier": "Acme Bio",
         "expires_at": iso(datetime.now(UTC) + timedelta(days=180)),
     }
-    return _created(api.post(Role.ADMIN, "/lots", body))
+    return api.release_lot(_created(api.post(Role.ADMIN, "/lots", body))["id"])  # SEC-5
 
 
 def _equipment(api: Api) -> dict[str, Any]:
     body = {"code": unique("BSC-"), "name": "Biosafety cabinet 2", "kind": "biosafety_cabinet"}
-    return _created(api.post(Role.ADMIN, "/equipment", body))
+    return api.qualify_equipment(_created(api.post(Role.ADMIN, "/equipment", body))["id"])
 
 
 def _full_batch(api: Api, patient_id: int | None = None) -> dict[str, Any]:

@@ -59,9 +59,10 @@ def put_a_signed_specification_in_force(url: str, password: str = QA_PASSWORD) -
 
 
 @pytest.fixture
-def install(committed_engine: Engine, settings: Settings) -> Iterator[str]:
-    """A live install as a site has it after `homeward db upgrade` and `homeward users create`."""
-    with unit_of_work(session_factory_for(committed_engine)) as session:
+def install(fresh_engine: Engine, settings: Settings) -> Iterator[str]:
+    """A live install as a site has it after `homeward db upgrade` and `homeward users create`
+    (nothing approved yet: QC-3; no qualification rule enforced yet: SEC-5)."""
+    with unit_of_work(session_factory_for(fresh_engine)) as session:
         auth.create_user(
             session,
             settings,
@@ -110,7 +111,7 @@ def install(committed_engine: Engine, settings: Settings) -> Iterator[str]:
                 sex="female",
             ),
         )
-    with running_server(committed_engine, settings) as url:
+    with running_server(fresh_engine, settings) as url:
         yield url
 
 
