@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     secret_key: str = DEFAULT_SECRET_KEY
     facility_id: str = Field(default="A9999", pattern=r"^[A-NP-Z][0-9]{4}$")
     display_timezone: str = "Europe/Rome"
+    # How a birth date typed with day and month both ≤ 12 (03/04/1979) is read at the bedside:
+    # day first (03 = day) or month first. Year-first ISO dates are never ambiguous.
+    birth_date_order: Literal["day_first", "month_first"] = "day_first"
     token_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
     lockout_threshold: int = Field(default=5, ge=1, le=100)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
