@@ -3,6 +3,7 @@ timeline, lineage tree, QC, deviations, custody, labels (print, reprint, void) a
 release gate with its dialog and the audit trail as a readable table. Every figure comes from
 the services the JSON API uses; this module only arranges them for a person."""
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -26,7 +27,7 @@ from app.release import service as release
 from app.release.schemas import Decision, ReleaseGatePublic
 from app.signatures.schemas import Meaning
 from app.types import CodeInput, Id
-from app.web import form_model, page_require, refusals_shown_on, render
+from app.web import form_model, local_time, number, page_require, refusals_shown_on, render
 
 router = Router(include_in_schema=False)
 
@@ -118,17 +119,23 @@ class TrailRow:
     reason: str | None
 
 
-def _shown(value: Any) -> str:
+_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)")
+
+
+def _shown(value: Any, zone: str) -> str:
+    """A recorded value in words: numbers grouped, instants in local time with the zone."""
     if isinstance(value, dict):
-        return "; ".join(f"{k}: {_shown(v)}" for k, v in value.items())
+        return "; ".join(f"{k.replace('_', ' ')}: {_shown(v, zone)}" for k, v in value.items())
     if isinstance(value, list):
-        return ", ".join(_shown(v) for v in value) or "none"
+        return ", ".join(_shown(v, zone) for v in value) or "none"
     if value is None:
         return "—"
-    return str(value)
+    if isinstance(value, str) and _INSTANT.fullmatch(value):
+        return local_time(datetime.fromisoformat(value), zone)
+    return number(value)
 
 
-def audit_rows(events: list[AuditEventPublic]) -> list[TrailRow]:
+def audit_rows(events: list[AuditEventPublic], zone: str) -> list[TrailRow]:
     """Audit events as a person reads them: who, when, what, each field from → to, why."""
     rows = []
     for event in events:
@@ -136,8 +143,8 @@ def audit_rows(events: list[AuditEventPublic]) -> list[TrailRow]:
         changes = [
             Change(
                 name.replace("_", " "),
-                _shown(old[name]) if name in old else None,
-                _shown(new[name]) if name in new else None,
+                _shown(old[name], zone) if name in old else None,
+                _shown(new[name], zone) if name in new else None,
             )
             for name in dict.fromkeys([*old, *new])
             if old.get(name) != new.get(name) or name not in old
@@ -249,7 +256,10 @@ def batch_record(
     found = record.batch_record(session, settings, batch_id)
     status = S(found["batch"]["status"])
     trail = (
-        audit_rows([AuditEventPublic.from_event(e) for e in service.trail(session, context)])
+        audit_rows(
+            [AuditEventPublic.from_event(e) for e in service.trail(session, context)],
+            settings.display_timezone,
+        )
         if Permission.PATIENT_AUDIT_READ in principal.permissions
         else None
     )
