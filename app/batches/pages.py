@@ -79,9 +79,9 @@ def next_actions(status: BatchStatus, allowed: list[BatchStatus]) -> list[str]:
     if status is S.ON_HOLD:
         returns = [a for a in allowed if a not in (S.REJECTED, S.DESTROYED)]
         return ([LIFT_HOLD] if returns else []) + [
-            NEXT_ACTIONS[a] for a in allowed if a in (S.REJECTED, S.DESTROYED)
+            NEXT_ACTIONS[a] for a in (S.REJECTED, S.DESTROYED) if a in allowed
         ]
-    return [NEXT_ACTIONS[a] for a in allowed]
+    return [NEXT_ACTIONS[a] for a in sorted(allowed, key=list(NEXT_ACTIONS).index)]
 
 
 @dataclass

@@ -29,7 +29,7 @@ def test_aud5_the_record_shows_a_status_badge_next_actions_and_a_readable_trail(
     assert tree.index(batch["tube_code"]) < tree.index(flasks[0]) and tree.count("<ul>") >= 3
 
 
-def test_lbl2_dose_figures_are_formatted_and_the_gate_is_shown_before_any_dialog(api):
+def test_rel6_dose_figures_are_formatted_and_the_gate_is_shown_before_any_dialog(api):
     """'150000000.0 cells' reads '150,000,000 cells'; QA sees the gate NOT MET and no release
     dialog while results are missing (REL-6); the rejection stays available."""
     batch, _ = api.formulated(doses=1)
