@@ -26,6 +26,8 @@ from app.config import Settings, SettingsDep
 from app.errors import InvalidRequest
 from app.patients import service as patients
 from app.pipeline import Router, SessionDep
+from app.release import service as release
+from app.release.schemas import PhysicianAcceptanceCreate
 from app.storage import service as storage
 from app.storage.schemas import CustodyCreate, CustodyKind
 from app.trace import service as trace
@@ -46,6 +48,10 @@ templates.env.globals["birth_date_hints"] = HINTS
 Board = Annotated[Principal, Depends(page_require(Permission.CLINIC_BOARD))]
 Planner = Annotated[
     Principal, Depends(refusals_shown_on("clinic/refused.html", Permission.INFUSION_PLAN))
+]
+Physician = Annotated[
+    Principal,
+    Depends(refusals_shown_on("clinic/refused.html", Permission.PHYSICIAN_ACCEPTANCE)),
 ]
 Receiver = Annotated[
     Principal, Depends(refusals_shown_on("clinic/receive.html", Permission.CUSTODY_RECEIVE))
@@ -89,9 +95,8 @@ def patient_page(
     """One patient: identity, trace report, each batch's doses and infusion plan."""
     patient = patients.public(patients.get(session, patient_id))
     contexts = batches.find(session, patient_id=patient_id)
-    plans = service.planned_public(
-        session, service.planned(session, [c.batch.id or 0 for c in contexts])
-    )
+    batch_ids = [c.batch.id or 0 for c in contexts]
+    plans = service.planned_public(session, service.planned(session, batch_ids))
     return render(
         request,
         "clinic/patient.html",
@@ -100,6 +105,7 @@ def patient_page(
         batches=[batches.summary(c) for c in contexts],
         plans=plans,
         doses=trace.patient_trace(session, patient_id)["doses"],
+        acceptances={b: release.acceptances(session, b) for b in batch_ids},
     )
 
 
@@ -133,6 +139,30 @@ def reschedule(
     data = form_model(Reschedule, planned_at=moved, reason=reason.strip() or None)
     row = service.reschedule(session, actor=principal.user, planned_id=planned_id, data=data)
     patient_id = batches.get(session, row.batch_id).patient.id
+    return RedirectResponse(f"/clinic/patients/{patient_id}", status_code=303)
+
+
+@router.post("/clinic/batches/{batch_id}/physician-acceptance")
+def physician_acceptance(
+    batch_id: Id,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Physician,
+    physician_name: Field,
+    password: Field,
+    note: Text = "",
+) -> RedirectResponse:
+    """The treating physician's acceptance of a conditionally released or out-of-specification
+    batch, e-signed by the clinician with the meaning `approved` (SIG-6), as of now."""
+    data = form_model(
+        PhysicianAcceptanceCreate,
+        physician_name=physician_name.strip(),
+        accepted_at=utcnow(),
+        note=note.strip() or None,
+        password=password,
+    )
+    release.record_acceptance(session, settings, actor=principal.user, batch_id=batch_id, data=data)
+    patient_id = batches.get(session, batch_id).patient.id
     return RedirectResponse(f"/clinic/patients/{patient_id}", status_code=303)
 
 

@@ -117,3 +117,21 @@ def test_cln2_the_patient_page_plans_and_reschedules_infusions_in_local_time(api
     assert len(audit_events(db, AuditAction.INFUSION_RESCHEDULED)) == 1
     board = api.client.get("/clinic")
     assert f'href="/clinic/patients/{patient["id"]}"' in board.text
+
+
+def test_sig6_the_physician_acceptance_is_signed_approved_on_the_patient_page(api, db):
+    """A conditionally released batch: the clinician signs the treating physician's
+    acceptance with their password (meaning approved); with nothing to accept it is refused."""
+    batch, _ = api.released("conditional_release", doses=1, pending=("sterility",))
+    nothing, _ = api.formulated(doses=1)
+    _page_login(api, Role.CLINICIAN)
+    page = api.client.get(f"/clinic/patients/{batch['patient_id']}")
+    assert f"/clinic/batches/{batch['id']}/physician-acceptance" in page.text
+    form = {"physician_name": "Dr. Ada Okonkwo", "password": PASSWORD}
+    refused = submit(api, f"/clinic/batches/{nothing['id']}/physician-acceptance", data=form)
+    assert refused.status_code == 409 and "Back to the clinic board" in refused.text
+    signed = submit(api, f"/clinic/batches/{batch['id']}/physician-acceptance", data=form)
+    assert signed.status_code == 200 and "Dr. Ada Okonkwo</strong> accepted" in signed.text
+    assert "(approved)" in signed.text
+    accepted = api.get(Role.QA, f"/batches/{batch['id']}/physician-acceptance").json()
+    assert accepted[0]["signature"]["meaning"] == "approved"
