@@ -19,7 +19,7 @@ from app.batches import record, service
 from app.batches.states import BatchStatus
 from app.config import Settings, SettingsDep
 from app.labels import service as labels
-from app.labels.schemas import BatchPrintRequest, VesselPrintRequest
+from app.labels.schemas import BatchPrintRequest, PrintFormat, SheetFormat, VesselPrintRequest
 from app.labels.service import Printed
 from app.patients.schemas import VoidRequest
 from app.pipeline import Router, SessionDep
@@ -276,6 +276,8 @@ def batch_record(
         tree=lineage_tree(found["lineage"]),
         prints=labels.history(session, vessel_ids=vessel_ids),
         printers=labels.printers(session),
+        print_formats=[f.value for f in PrintFormat],
+        sheet_formats=[f.value for f in SheetFormat],
         dialog=release_dialog(session, settings, principal, found),
         trail=trail,
     )
@@ -298,7 +300,7 @@ def _printer_id(text: str) -> int | None:
     return int(text) if text.strip().isdigit() else None
 
 
-PrintFormat = Annotated[str, Form(max_length=8)]
+FormatField = Annotated[str, Form(max_length=8)]
 Reason = Annotated[str, Form(max_length=4000)]
 PrinterField = Annotated[str, Form(max_length=12)]
 
@@ -308,7 +310,7 @@ def print_batch(
     batch_id: Id,
     session: SessionDep,
     principal: Printer,
-    format: PrintFormat = "pdf",
+    format: FormatField = "pdf",
     printer_id: PrinterField = "",
     reason: Reason = "",
 ) -> Response:
@@ -330,7 +332,7 @@ def print_vessel(
     code: CodeInput,
     session: SessionDep,
     principal: Printer,
-    format: PrintFormat = "pdf",
+    format: FormatField = "pdf",
     printer_id: PrinterField = "",
     reason: Reason = "",
 ) -> Response:

@@ -13,8 +13,16 @@ from tests.helpers import PASSWORD, make_user
 FOCUSED = "id => document.activeElement && document.activeElement.id === id"
 
 
+UNLABELLED = """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+    .filter(e => !e.labels || e.labels.length === 0).map(e => e.name || e.id)"""
+
+
 def _width(page) -> int:
     return page.evaluate("document.documentElement.scrollWidth")
+
+
+def _every_input_labelled(page) -> None:
+    assert page.evaluate(UNLABELLED) == [], f"inputs without a label on {page.url}"
 
 
 def _phone(browser):
@@ -57,12 +65,14 @@ def test_rel3_qa_reads_the_record_and_queue_and_signs_the_release_in_its_dialog(
     assert "Release gate not met" in section.inner_text()
     assert "NOT MET" in section.inner_text()
     assert _width(page) <= DESKTOP["width"]
+    _every_input_labelled(page)
     screenshot(page, "qa-queue-desktop")
 
     page.goto(f"{base_url}/batches/{batch['id']}")
     assert _width(page) <= DESKTOP["width"], "the batch record is wider than the screen"
     assert page.locator("table.audit").count() == 1
     assert "150,000,000" in page.inner_text("main")
+    _every_input_labelled(page)
     screenshot(page, "batch-record-before-release-desktop")
 
     dialog = page.locator("form.dialog", has=page.locator('input[value="release"]'))
@@ -98,6 +108,7 @@ def test_cln1_the_board_fits_a_phone_and_a_desktop(live, browser, page):
         phone.goto(f"{base_url}/clinic/receive")
         assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         screenshot(phone, "clinic-receive-phone")
+        _every_input_labelled(phone)
         assert phone.problems == [], phone.problems
     finally:
         context.close()
@@ -144,6 +155,7 @@ def test_coi6_the_bedside_by_keyboard_alone_on_a_phone_with_a_witness(live, brow
         assert date(1979, 3, 14).strftime("%d %B %Y") in compare
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         screenshot(page, "bedside-confirmed-phone")
+        _every_input_labelled(page)
         page.wait_for_function(FOCUSED, arg="witness_username")
         page.keyboard.type(witness.username)
         page.keyboard.press("Tab")
@@ -157,6 +169,7 @@ def test_coi6_the_bedside_by_keyboard_alone_on_a_phone_with_a_witness(live, brow
         page.goto(f"{base_url}/clinic/patients/{patient['id']}")
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         screenshot(page, "clinic-patient-phone")
+        _every_input_labelled(page)
         # The STOP page's own 409 is the one console line; no CSP violation, no script error.
         refusal = "Failed to load resource: the server responded with a status of 409 (Conflict)"
         assert [p for p in page.problems if p != refusal] == [], page.problems
