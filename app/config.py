@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     secret_key: str = DEFAULT_SECRET_KEY
     facility_id: str = Field(default="A9999", pattern=r"^[A-NP-Z1-9][0-9]{4}$")
     display_timezone: str = "Europe/Rome"
+    # How a birth date typed with day and month both ≤ 12 (03/04/1979) is read at the bedside:
+    # day first (03 = day) or month first. Year-first ISO dates are never ambiguous.
+    birth_date_order: Literal["day_first", "month_first"] = "day_first"
     token_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
     lockout_threshold: int = Field(default=5, ge=1, le=100)
     # A lock after `lockout_threshold` failures ends by itself after this many minutes (0: only

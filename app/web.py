@@ -3,14 +3,17 @@
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
+from pydantic import BaseModel, ValidationError
 
 from app.auth.deps import TOKEN_COOKIE, principal_of, refuse_pending_change, require
+from app.auth.models import User
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
@@ -19,6 +22,7 @@ from app.errors import (
     AccountLocked,
     HomewardError,
     InvalidCredentials,
+    InvalidRequest,
     NotAuthenticated,
     PasswordChangeRequired,
     TooManyAttempts,
@@ -30,15 +34,62 @@ STATIC_DIR = Path(__file__).parent / "static"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
-@pass_context
-def _local_time(context: dict[str, Any], value: datetime | None) -> str:
-    """A UTC instant shown in the facility's display time zone (CONVENTIONS 11)."""
+def local_time(value: datetime | None, zone: str) -> str:
+    """A UTC instant as a person reads it: the facility's local time with its zone named
+    (CONVENTIONS 11), e.g. `2026-03-14 09:30 CET`; nothing for no time."""
     if value is None:
         return ""
-    return local_text(value, context["request"].app.state.settings.display_timezone)
+    return local_text(value, zone)
+
+
+@pass_context
+def _local_time(context: dict[str, Any], value: datetime | None) -> str:
+    return local_time(value, context["request"].app.state.settings.display_timezone)
+
+
+def number(value: object, decimals: int | None = None) -> str:
+    """A quantity as a person reads it: thousands grouped, no stray `.0`
+    (150000000.0 → `150,000,000`; 2.50 → `2.5`); `decimals` fixes the places. Anything not
+    a number (a qualitative answer) is shown as it is."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if decimals is not None:
+        return f"{value:,.{decimals}f}"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
+
+
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+def form_model(schema: type[Schema], **fields: object) -> Schema:
+    """A page form as the API's own request schema, so a page and the API are refused alike;
+    its first problem in plain words (422 invalid_request)."""
+    try:
+        return schema(**fields)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = " ".join(str(part) for part in problem["loc"]).replace("_", " ") or "the form"
+        raise InvalidRequest(f"Check the {where}: {problem['msg']}.") from exc
+
+
+def parse_local_datetime(text: str, zone: str) -> datetime:
+    """A date and time typed on a page (`2026-03-14T09:30`, as a datetime-local box sends it)
+    read in the facility's zone, as an aware instant; a refusal in plain words otherwise."""
+    try:
+        typed = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"{text!r} is not a date and time; type it as 2026-03-14 09:30."
+        ) from exc
+    return typed if typed.tzinfo else typed.replace(tzinfo=ZoneInfo(zone))
 
 
 templates.env.filters["local"] = _local_time
+templates.env.filters["number"] = number
 templates.env.globals["csrf_field"] = csrf_field
 
 
@@ -68,8 +119,35 @@ def page_require(permission: Permission) -> Callable[..., Awaitable[Deferred[Pri
     return require(permission, source=page_principal)
 
 
+def refusals_shown_on(
+    template: str, permission: Permission
+) -> Callable[..., Awaitable[Deferred[Principal]]]:
+    """A page's permission dependency that also has its refusals shown on `template` (the
+    form again, the refusal above it) instead of the bare error page: a person who is stopped
+    stays where the next attempt is made. The error handler reads it from the request's state."""
+    needed = page_require(permission)
+
+    async def dependency(
+        request: Request, principal: Annotated[Deferred[Principal], Depends(needed)]
+    ) -> Deferred[Principal]:
+        request.state.error_template = template
+
+        def remember(resolved: Principal) -> Principal:
+            # A copy for the header of the refusal page: after the rollback the User row is
+            # expired and detached, and a page must never load it again.
+            user = User(**resolved.user.model_dump())
+            request.state.principal = Principal(user, resolved.roles)
+            return resolved
+
+        return principal.then(remember)
+
+    dependency.permission = permission  # type: ignore[attr-defined]  # as require's
+    return dependency
+
+
 def page_error(request: Request, exc: HomewardError) -> HTMLResponse | RedirectResponse:
-    """A refusal on a page: back to the login form when not logged in, else an error page."""
+    """A refusal on a page: back to the login form when not logged in, else the page that asked
+    for it (`refusals_shown_on`) or the error page, inside the site's frame."""
     if isinstance(exc, NotAuthenticated):
         return RedirectResponse("/login", status_code=303)
     if isinstance(exc, PasswordChangeRequired):
@@ -78,9 +156,11 @@ def page_error(request: Request, exc: HomewardError) -> HTMLResponse | RedirectR
         request.url.path == "/login"
     ):
         return render(request, "auth/login.html", status_code=exc.status, error=exc)
+    template = getattr(request.state, "error_template", "error.html")
     if request.url.path == "/password":  # the form again, with what to fix
-        return render(request, "auth/password.html", status_code=exc.status, error=exc)
-    return render(request, "error.html", status_code=exc.status, error=exc)
+        template = "auth/password.html"
+    principal = getattr(request.state, "principal", None)
+    return render(request, template, status_code=exc.status, error=exc, principal=principal)
 
 
 router = Router(include_in_schema=False)

@@ -1,7 +1,10 @@
 """Server-rendered pages: login with an HttpOnly cookie, home, scan station, batch record."""
 
+from datetime import UTC, datetime
+
 from app.audit.actions import AuditAction
 from app.auth.permissions import Role
+from app.web import local_time, number, parse_local_datetime
 from app.websecurity import CSRF_COOKIE, CSRF_FIELD
 from tests.helpers import PASSWORD, audit_events, make_user
 
@@ -197,3 +200,32 @@ def test_coi6_the_bedside_page_confirms_identity_then_records_the_witnessed_infu
     )
     assert recorded.status_code == 200 and "INFUSION RECORDED" in recorded.text
     assert len(audit_events(db, AuditAction.INFUSION_RECORDED)) == 1
+
+
+def test_numbers_on_pages_are_grouped_without_a_stray_decimal():
+    """Issue 12: '150000000.0 cells' is shown as '150,000,000'."""
+    assert number(150000000.0) == "150,000,000"
+    assert number(2.50) == "2.5" and number(0.125) == "0.125" and number(37) == "37"
+    assert (
+        number(12.345, 1) == "12.3"
+        and number(None) == ""
+        and number("not detected") == ("not detected")
+    )
+
+
+def test_times_on_pages_are_local_with_their_zone():
+    """CONVENTIONS 11: a UTC instant is shown in the display zone, the zone named (CET/CEST)."""
+    winter = datetime(2026, 1, 10, 8, 30, tzinfo=UTC)
+    summer = datetime(2026, 7, 10, 8, 30, tzinfo=UTC)
+    assert local_time(winter, "Europe/Rome") == "2026-01-10 09:30 CET"
+    assert local_time(summer, "Europe/Rome") == "2026-07-10 10:30 CEST"
+    typed = parse_local_datetime("2026-07-10T10:30", "Europe/Rome")
+    assert typed == summer
+
+
+def test_a_refused_page_form_shows_the_refusal_on_its_page_with_the_header(api):
+    """A refusal stays inside the site's frame, signed-in header included, in plain words."""
+    _page_login(api, Role.CLINICIAN)
+    refused = submit(api, "/clinic/receive", data={"dose_code": "NOT-A-CODE", "location": "Ward"})
+    assert refused.status_code == 422
+    assert "Log out" in refused.text and 'id="dose_code"' in refused.text

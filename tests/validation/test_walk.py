@@ -169,7 +169,8 @@ def test_val1_homeward_validate_walks_a_live_install_and_qa_signs_the_report(
         admin = sign_in(http, ADMIN, ADMIN_PASSWORD, "admin")
         users = http.get(f"{API}/users", headers=admin.headers).json()
         scratch_users = [u for u in users if u["username"].startswith(f"oq-{content['run_id']}-")]
-        assert len(scratch_users) == 6 and not any(u["active"] for u in scratch_users)
+        # six actors and the SEC-3 newcomer, every one deactivated at the end
+        assert len(scratch_users) == 7 and not any(u["active"] for u in scratch_users)
 
     sha256 = hashlib.sha256((out / "report.json").read_bytes()).hexdigest()
     assert f"sha256 (QA signs this in Homeward): {sha256}" in result.output

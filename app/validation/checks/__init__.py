@@ -8,7 +8,7 @@ needs exist. A requirement that cannot be shown through the API is in NOT_WALKED
 """
 
 from app.validation.checks.clinic import cln1, cln2, cln3, coi6, coi7
-from app.validation.checks.identity import coi1, coi2, coi3, coi4, coi5, sec, sec2
+from app.validation.checks.identity import coi1, coi2, coi3, coi4, coi5, sec, sec2, sec3, sec4
 from app.validation.checks.labels import lbl1, lbl2, lbl3, lbl4, lbl5
 from app.validation.checks.release import (
     qc1,
@@ -32,6 +32,8 @@ from app.validation.walk import Check
 CHECKS: tuple[Check, ...] = (
     Check("SEC", "authentication, revocation and the permission table", sec),
     Check("SEC-2", "separation of duties", sec2),
+    Check("SEC-3", "a first password is changed first; weak passwords refused", sec3),
+    Check("SEC-4", "failed sign-ins reported to QA", sec4),
     Check("COI-1", "patient↔COI and biopsy↔DIN created once, never edited", coi1),
     Check("COI-4", "codes validated before lookup", coi4),
     Check("COI-5", "identity mismatches refused and audited", coi5),
@@ -77,8 +79,6 @@ _NOT_YET = "not walked yet: its operational-qualification check is still to be w
 NOT_WALKED: dict[str, str] = {
     "LBL-6": _NOT_YET,
     "QC-3": _NOT_YET,
-    "SEC-3": _NOT_YET,
-    "SEC-4": _NOT_YET,
     "AUD-8": _NOT_YET,
     "AUD-9": _NOT_YET,
     "REL-7": _NOT_YET,

@@ -3,7 +3,7 @@
 from app.identity import mod37
 from app.validation import scratch
 from app.validation.scratch import dose, step
-from app.validation.walk import Walk, new_password, sign_in
+from app.validation.walk import Actor, Walk, new_password, sign_in
 
 
 def _corrupt(code: str) -> str:
@@ -264,3 +264,63 @@ def coi3(walk: Walk) -> None:
         detail["status"],
         detail["status"] == "quarantine",
     )
+
+
+def sec3(walk: Walk) -> None:
+    """A new account may only change its password first; a weak new password is refused."""
+    username = f"oq-{walk.run_id}-newcomer".lower()
+    first = new_password()
+    walk.call(
+        "admin",
+        "POST",
+        "/users",
+        status=201,
+        why="an admin creates an account with a first password",
+        json={
+            "username": username,
+            "full_name": "OQ Newcomer",
+            "password": first,
+            "roles": ["technician"],
+        },
+    )
+    token = walk.http.post("/api/v1/auth/token", data={"username": username, "password": first})
+    walk.verify("200: the first password signs in", token.status_code, token.status_code == 200)
+    walk.actors["newcomer"] = Actor(walk.http, username, first, "technician")
+    walk.actors["newcomer"].token = token.json().get("access_token")
+    newcomer = "newcomer"
+    walk.call(
+        newcomer,
+        "GET",
+        "/batches",
+        status=403,
+        error="password_change_required",
+        why="every other call waits for the first change",
+    )
+    walk.call(
+        newcomer,
+        "POST",
+        "/auth/password",
+        status=422,
+        error="weak_password",
+        why="the strength check refuses 'password'",
+        json={"current_password": first, "new_password": "password"},
+    )
+    walk.call(
+        newcomer,
+        "POST",
+        "/auth/password",
+        status=204,
+        why="the change with the current password succeeds",
+        json={"current_password": first, "new_password": new_password()},
+    )
+    walk.call(newcomer, "GET", "/batches", status=200, why="after the change the account works")
+
+
+def sec4(walk: Walk) -> None:
+    """Failed sign-ins are reported to QA (the SEC check made one)."""
+    report = walk.json(
+        walk.call("qa", "GET", "/auth/sign-in-report", status=200, why="QA reads the report"),
+        "the sign-in report",
+    )
+    walk.verify("the report is a record of sign-in events", type(report).__name__, bool(report))
+    walk.call("tech", "GET", "/auth/sign-in-report", status=403, why="a technician may not read it")
