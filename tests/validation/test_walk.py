@@ -146,6 +146,7 @@ def test_val1_homeward_validate_walks_a_live_install_and_qa_signs_the_report(
         ["validate", "--url", install, "--admin", ADMIN, "--out", str(out), "--password-stdin"],
         input=ADMIN_PASSWORD + "\n",
     )
+    assert (out / "report.json").exists(), (result.output, result.exception)
     content = json.loads((out / "report.json").read_bytes())
     failed = [o for o in content["checks"] if o["status"] != "pass"]
     assert failed == [], "\n".join(
@@ -170,7 +171,8 @@ def test_val1_homeward_validate_walks_a_live_install_and_qa_signs_the_report(
         users = http.get(f"{API}/users", headers=admin.headers).json()
         scratch_users = [u for u in users if u["username"].startswith(f"oq-{content['run_id']}-")]
         # six actors and the SEC-3 newcomer, every one deactivated at the end
-        assert len(scratch_users) == 7 and not any(u["active"] for u in scratch_users)
+        assert len(scratch_users) == 7, scratch_users
+        assert not [u["username"] for u in scratch_users if u["active"]]
 
     sha256 = hashlib.sha256((out / "report.json").read_bytes()).hexdigest()
     assert f"sha256 (QA signs this in Homeward): {sha256}" in result.output

@@ -270,7 +270,7 @@ def sec3(walk: Walk) -> None:
     """A new account may only change its password first; a weak new password is refused."""
     username = f"oq-{walk.run_id}-newcomer".lower()
     first = new_password()
-    walk.call(
+    created = walk.call(
         "admin",
         "POST",
         "/users",
@@ -283,6 +283,7 @@ def sec3(walk: Walk) -> None:
             "roles": ["technician"],
         },
     )
+    user = walk.json(created, "the new account")
     token = walk.http.post("/api/v1/auth/token", data={"username": username, "password": first})
     walk.verify("200: the first password signs in", token.status_code, token.status_code == 200)
     walk.actors["newcomer"] = Actor(walk.http, username, first, "technician")
@@ -314,6 +315,13 @@ def sec3(walk: Walk) -> None:
         json={"current_password": first, "new_password": new_password()},
     )
     walk.call(newcomer, "GET", "/batches", status=200, why="after the change the account works")
+    walk.call(
+        "admin",
+        "POST",
+        f"/users/{user['id']}/deactivate",
+        status=200,
+        why="the scratch account is deactivated again",
+    )
 
 
 def sec4(walk: Walk) -> None:
