@@ -332,3 +332,76 @@ def sec4(walk: Walk) -> None:
     )
     walk.verify("the report is a record of sign-in events", type(report).__name__, bool(report))
     walk.call("tech", "GET", "/auth/sign-in-report", status=403, why="a technician may not read it")
+
+
+STEP_DUTIES = [
+    "isolation",
+    "passage",
+    "harvest",
+    "cryopreservation",
+    "thaw",
+    "formulation",
+    "qc_sampling",
+    "discard",
+]
+# What each scratch user is qualified for by QA before the lab checks run (SEC-5): on a site that
+# enforces qualifications the walk's steps, reviews and witnessing need them.
+SCRATCH_DUTIES = {
+    "tech": [*STEP_DUTIES, "qc_review"],
+    "techqa": [*STEP_DUTIES, "qc_review"],
+    "reviewer": ["qc_review"],
+    "qa": ["qc_review"],
+    "witness": ["bedside_witness"],
+    "clinician": ["bedside_witness"],
+}
+
+
+def sec5(walk: Walk) -> None:
+    """QA qualifies the scratch users, with a reason and an expiry; nobody else may, nor QA
+    themselves."""
+    user_ids = walk.need("user_ids")
+    grant = {"expires_at": scratch.now(days=1), "reason": "operational qualification run"}
+    walk.call(
+        "tech",
+        "POST",
+        f"/users/{user_ids['witness']}/qualifications",
+        status=403,
+        why="only QA qualifies people",
+        json=grant | {"duties": ["bedside_witness"]},
+    )
+    walk.call(
+        "qa",
+        "POST",
+        f"/users/{user_ids['qa']}/qualifications",
+        status=403,
+        why="nobody qualifies themselves",
+        json=grant | {"duties": ["qc_review"]},
+    )
+    walk.call(
+        "qa",
+        "POST",
+        f"/users/{user_ids['witness']}/qualifications",
+        status=422,
+        why="a duty none of the person's roles can use is refused",
+        json=grant | {"duties": ["isolation"]},
+    )
+    for key, duties in SCRATCH_DUTIES.items():
+        granter = "reviewer" if key == "qa" else "qa"
+        walk.call(
+            granter,
+            "POST",
+            f"/users/{user_ids[key]}/qualifications",
+            status=201,
+            why=f"QA qualifies the scratch {key} for {', '.join(duties)}",
+            json=grant | {"duties": duties},
+        )
+    listed = walk.json(
+        walk.call("qa", "GET", f"/qualifications?user_id={user_ids['tech']}", status=200,
+                  why="the qualifications are listed"),
+        "the qualifications",
+    )  # fmt: skip
+    walk.verify(
+        "every step duty of the scratch technician is listed",
+        sorted({q["duty"] for q in listed}),
+        set(SCRATCH_DUTIES["tech"]) <= {q["duty"] for q in listed},
+    )

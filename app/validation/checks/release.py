@@ -403,3 +403,33 @@ def _result(walk: Walk, path: str, test: str, value: object, why: str):
         why=why,
         json={"test": test, "value": value},
     )
+
+
+def qc3(walk: Walk) -> None:
+    """One specification version in force, approved; an approved version cannot be approved
+    again; every GMP settings group has a version (read only: approving is the site's act)."""
+    versions = walk.json(
+        walk.call("qa", "GET", "/specifications", status=200, why="the specification versions"),
+        "the specifications",
+    )
+    approved = [v for v in versions if v.get("status") == "approved"]
+    walk.verify("exactly one approved version", len(approved), len(approved) == 1)
+    if approved:
+        walk.call(
+            "reviewer",
+            "POST",
+            f"/specifications/{approved[0]['id']}/approve",
+            status=409,
+            error="not_draft",
+            why="only a draft is approved",
+            json={"password": walk.actors["reviewer"].password},
+        )
+    settings = walk.json(
+        walk.call("qa", "GET", "/gmp-settings", status=200, why="the GMP settings versions"),
+        "the GMP settings",
+    )
+    walk.verify(
+        "every GMP settings group has a version on record",
+        sorted({s["group"] for s in settings}),
+        len({s["group"] for s in settings}) >= 6,
+    )

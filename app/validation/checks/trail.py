@@ -2,6 +2,7 @@
 
 import statistics
 import time
+from datetime import UTC, datetime
 
 from app.validation.scratch import now, step
 from app.validation.walk import Walk
@@ -171,3 +172,22 @@ def perf(walk: Walk) -> None:
         f"p95 {p95:.1f} ms, median {statistics.median(times):.1f} ms, slowest {max(times):.1f} ms",
         max(times) < 1000,
     )
+
+
+def aud8(walk: Walk) -> None:
+    """QA reads the trail of this run's window exceptions first, with the walk's own refusals
+    among them; nothing is signed (a review of a real period is the site's own act)."""
+    walk.call("qa", "GET", "/audit-reviews/pending", status=200, why="unreviewed periods listed")
+    window = {"from": walk.started.isoformat(), "to": datetime.now(UTC).isoformat()}
+    page = walk.json(
+        walk.call("qa", "GET", "/audit-reviews/events", status=200, why="the run's window",
+                  params=window | {"exceptions_only": "true", "limit": 500}),
+        "the review page",
+    )  # fmt: skip
+    actions = {event["action"] for event in page.get("events", [])}
+    walk.verify(
+        "the walk's identity mismatches are among the exceptions",
+        sorted(actions)[:10],
+        any("mismatch" in action for action in actions),
+    )
+    walk.call("tech", "GET", "/audit-reviews/pending", status=403, why="only QA reviews the trail")
