@@ -6,11 +6,14 @@ from app.auth.permissions import Role
 from tests.browser.conftest import PHONE, screenshot
 from tests.helpers import PASSWORD, make_user
 
+# A function with an argument, never a string expression (which Playwright evals: CSP refuses).
+FOCUSED = "id => document.activeElement && document.activeElement.id === id"
+
 
 def _sign_in_by_keyboard(page, base_url: str, username: str) -> None:
     page.goto(f"{base_url}/login")
     # The username box takes the focus by itself: type, Tab to the password, Enter sends it.
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'username'")
+    page.wait_for_function(FOCUSED, arg="username")
     page.keyboard.type(username)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
@@ -26,7 +29,7 @@ def test_sec_a_technician_signs_in_and_scans_by_keyboard_alone(live, page):
     _sign_in_by_keyboard(page, base_url, tech.username)
     assert tech.full_name in page.inner_text("header")
     page.goto(f"{base_url}/scan")
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'code'")
+    page.wait_for_function(FOCUSED, arg="code")
     page.keyboard.type(batch["tube_code"])
     page.keyboard.press("Enter")
     page.wait_for_load_state()

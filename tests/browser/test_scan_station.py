@@ -16,8 +16,10 @@ def _script_problems(page) -> list[str]:
 
 
 def _focused(page, element_id: str) -> None:
+    # A function with an argument, not a string expression: polling a string makes Playwright
+    # eval it in the page, which the page's CSP (no 'unsafe-eval') refuses.
     page.wait_for_function(
-        f"document.activeElement && document.activeElement.id === {element_id!r}"
+        "id => document.activeElement && document.activeElement.id === id", arg=element_id
     )
 
 
