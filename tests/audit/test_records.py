@@ -244,13 +244,11 @@ def _append_concurrently(factory, scopes: list[str], writers: int) -> None:
 @pytest.mark.parametrize(
     "scopes", [["CHA999926000011X"], ["CHA999926000011X", "CHA999926000012Y", GLOBAL_SCOPE]]
 )
-def test_aud7_64_concurrent_appends_leave_every_head_at_the_end_of_its_chain(
-    committed_engine, scopes
-):
+def test_aud7_64_concurrent_appends_leave_every_head_at_the_end_of_its_chain(fresh_engine, scopes):
     """AUD-7 on PostgreSQL, real commits: the head row's lock serializes appends to one chain,
     so 64 transactions racing into one scope (or three) leave heads == chains, and the first
-    appends to a new scope do not fork it."""
-    factory = session_factory_for(committed_engine)
+    appends to a new scope do not fork it. (A database as installed: an empty trail.)"""
+    factory = session_factory_for(fresh_engine)
     _append_concurrently(factory, scopes, 64)
     with factory() as session:
         result = audit.verify_chain(session)
