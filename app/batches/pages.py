@@ -6,7 +6,7 @@ the services the JSON API uses; this module only arranges them for a person."""
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -296,8 +296,17 @@ def _printed(printed: Printed, batch_id: int) -> Response:
     )
 
 
-def _printer_id(text: str) -> int | None:
-    return int(text) if text.strip().isdigit() else None
+PrintRequest = TypeVar("PrintRequest", BatchPrintRequest, VesselPrintRequest)
+
+
+def _print_request(
+    schema: type[PrintRequest], fmt: str, printer_id: str, reason: str
+) -> PrintRequest:
+    """A print form as the API's request: a chosen network printer takes ZPL, else `fmt`."""
+    device = int(printer_id) if printer_id.strip().isdigit() else None
+    return form_model(
+        schema, format=None if device else fmt, printer_id=device, reason=reason.strip() or None
+    )
 
 
 FormatField = Annotated[str, Form(max_length=8)]
@@ -316,13 +325,7 @@ def print_batch(
     reason: Reason = "",
 ) -> Response:
     """Every label of the batch's vessels in use, printed and logged (LBL-5)."""
-    device = _printer_id(printer_id)
-    data = form_model(
-        BatchPrintRequest,
-        format=None if device else format,
-        printer_id=device,
-        reason=reason.strip() or None,
-    )
+    data = _print_request(BatchPrintRequest, format, printer_id, reason)
     printed = labels.print_batch(
         session, settings, actor=principal.user, batch_id=batch_id, request=data
     )
@@ -341,13 +344,7 @@ def print_vessel(
     reason: Reason = "",
 ) -> Response:
     """One vessel's label printed, or reprinted with its reason (LBL-5)."""
-    device = _printer_id(printer_id)
-    data = form_model(
-        VesselPrintRequest,
-        format=None if device else format,
-        printer_id=device,
-        reason=reason.strip() or None,
-    )
+    data = _print_request(VesselPrintRequest, format, printer_id, reason)
     printed = labels.print_vessel(session, settings, actor=principal.user, code=code, request=data)
     return _printed(printed, batch_id)
 

@@ -361,30 +361,20 @@ def sec5(walk: Walk) -> None:
     themselves."""
     user_ids = walk.need("user_ids")
     grant = {"expires_at": scratch.now(days=1), "reason": "operational qualification run"}
-    walk.call(
-        "tech",
-        "POST",
-        f"/users/{user_ids['witness']}/qualifications",
-        status=403,
-        why="only QA qualifies people",
-        json=grant | {"duties": ["bedside_witness"]},
+    refusals = (  # (who grants, to whom, duty, status, why)
+        ("tech", "witness", "bedside_witness", 403, "only QA qualifies people"),
+        ("qa", "qa", "qc_review", 403, "nobody qualifies themselves"),
+        ("qa", "witness", "isolation", 422, "a duty none of the person's roles can use"),
     )
-    walk.call(
-        "qa",
-        "POST",
-        f"/users/{user_ids['qa']}/qualifications",
-        status=403,
-        why="nobody qualifies themselves",
-        json=grant | {"duties": ["qc_review"]},
-    )
-    walk.call(
-        "qa",
-        "POST",
-        f"/users/{user_ids['witness']}/qualifications",
-        status=422,
-        why="a duty none of the person's roles can use is refused",
-        json=grant | {"duties": ["isolation"]},
-    )
+    for granter, grantee, duty, status, why in refusals:
+        walk.call(
+            granter,
+            "POST",
+            f"/users/{user_ids[grantee]}/qualifications",
+            status=status,
+            why=why,
+            json=grant | {"duties": [duty]},
+        )
     for key, duties in SCRATCH_DUTIES.items():
         granter = "reviewer" if key == "qa" else "qa"
         walk.call(
