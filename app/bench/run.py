@@ -26,6 +26,7 @@ from app.audit.models import AuditEvent
 from app.audit.records import verify_records
 from app.audit.service import verify_chain
 from app.bench import ceiling, labels
+from app.bench.cpu import CpuMeter
 from app.bench.data import Clones, fill_audit_chain
 from app.bench.database import libpq, load_demo, scratch_database
 from app.bench.load import REQUEST_TIMEOUT_S, Load
@@ -119,7 +120,10 @@ class _Server:
         self._stack.close()
 
     def _start(self) -> None:
-        base_url = self._stack.enter_context(running_server(*self._start_args, env=self._env))
+        base_url, session_id = self._stack.enter_context(
+            running_server(*self._start_args, env=self._env)
+        )
+        self.cpu = CpuMeter(session_id, self._start_args[0])
         self.client = self._stack.enter_context(
             httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT_S)
         )
@@ -184,17 +188,25 @@ def _scan_levels(
     fresh = True  # a new server is warmed up before its first level
     for number, clients in enumerate(levels):
         progress(f"scan{suffix.replace('_', ' ')}, {clients} clients ({generator})")
+        if fresh:  # a discarded warm-up, outside the CPU meter
+            run_load(server.load, generator=generator, clients=clients,
+                     seconds=sizes.warmup_seconds, warmup=0)  # fmt: skip
+        server.cpu.start()
         result = run_load(
             server.load,
             generator=generator,
             clients=clients,
             seconds=_load_seconds(sizes, clients),
-            warmup=sizes.warmup_seconds if fresh else 0,
+            warmup=0,
         )
         fresh = False
+        server_cpu_s, database_cpu_s = server.cpu.stop()
         recovery = _recovery_s(server.client)
         n = f"c{clients}{suffix}"
+        sent = max(result.answers, 1)
         figures |= {
+            f"scan_{n}_server_cpu_ms": 1000 * server_cpu_s / sent,
+            f"scan_{n}_database_cpu_ms": 1000 * database_cpu_s / sent,
             f"scan_{n}_answers": result.answers,
             f"scan_{n}_rps": result.rps,
             f"scan_{n}_p50_ms": result.p50_ms,

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -61,11 +61,16 @@ def wait_answering(
     raise RuntimeError(f"the bench server did not answer /health within {timeout_s:.0f} s")
 
 
+class Served(NamedTuple):
+    base_url: str
+    session_id: int  # the server's process session: its supervisor and workers (app.bench.cpu)
+
+
 @contextmanager
 def running_server(
     database_url: str, workdir: Path, *, workers: int = 2, env: dict[str, str] | None = None
-) -> Iterator[str]:
-    """The base URL of `homeward serve --workers N` on `database_url`, healthy, until exit."""
+) -> Iterator[Served]:
+    """`homeward serve --workers N` on `database_url`, healthy, until exit."""
     port = free_port()
     log = workdir / f"server-{port}.log"
     environment = os.environ | ARGON2_ENV | {"HOMEWARD_DATABASE_URL": database_url} | (env or {})
@@ -87,7 +92,7 @@ def running_server(
                 except RuntimeError as exc:
                     tail = log.read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"{exc}; its log ends with:\n{tail}") from exc
-            yield base_url
+            yield Served(base_url, process.pid)
         finally:
             _stop(process)
 
