@@ -41,6 +41,7 @@ from app.oos_supply.api import router as oos_supply_router
 from app.patients.api import router as patients_router
 from app.pipeline import settle_deferred
 from app.qc.api import router as qc_router
+from app.qc.pages import router as qc_pages
 from app.qualifications.api import router as qualifications_router
 from app.qualifications.pages import router as qualifications_pages
 from app.release.api import router as release_router
@@ -93,6 +94,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     audit_review_pages,
     qualifications_pages,
     materials_pages,
+    qc_pages,
 )
 
 _HTTP_CODES = {
