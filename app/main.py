@@ -52,6 +52,7 @@ from app.specifications.api import router as specifications_router
 from app.steps.api import router as steps_router
 from app.steps.pages import router as step_pages
 from app.storage.api import router as storage_router
+from app.storage.pages import router as storage_pages
 from app.validation.api import router as validation_router
 from app.web import STATIC_DIR, page_error, render
 from app.web import router as home_page
@@ -95,6 +96,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     qualifications_pages,
     materials_pages,
     qc_pages,
+    storage_pages,
 )
 
 _HTTP_CODES = {

@@ -19,7 +19,7 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
 from app.config import Settings
-from app.errors import HomewardError
+from app.errors import HomewardError, InvalidRequest
 from app.pipeline import Router, SessionDep
 from app.qc import service
 from app.qc.schemas import QcResultCreate, QcResultPublic
@@ -49,6 +49,8 @@ class Entry:
 
     def request(self) -> QcResultCreate:
         """The API's request for this form: blanks are fields not given."""
+        if not self.value.strip():  # else the schema's first complaint names a union member
+            raise InvalidRequest("Type the result: a number, or the answer of the test.")
         return form_model(
             QcResultCreate,
             test=self.test,
