@@ -30,6 +30,8 @@ def test_qc2_the_page_lists_the_tests_with_limits_and_enters_a_result_as_the_api
     assert "PENDING</strong> — no result yet" in page.text
     assert 'id="test"' in page.text and 'id="value"' in page.text and "Enter result" in page.text
     assert batch["coi"] in page.text and batch["batch_number"] in page.text
+    assert "no-store" in page.headers["cache-control"]
+    assert "<script>" not in page.text and " style=" not in page.text
 
     entered = submit(api, f"/batches/{batch['id']}/qc", data={"test": "viability", "value": "91,5"})
     assert entered.status_code == 200, entered.text

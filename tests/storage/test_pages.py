@@ -40,6 +40,7 @@ def test_cln3_a_dose_is_dispatched_by_scanning_it_with_patient_coi_and_batch_sho
     assert scanned.status_code == 200
     assert f"{patient['family_name'].upper()}, {patient['given_name']}" in scanned.text
     assert batch["coi"] in scanned.text and batch["batch_number"] in scanned.text
+    assert "no-store" in scanned.headers["cache-control"]  # patient data is never cached
     # For a dose, Enter dispatches: its button comes first; the destination box has the focus.
     buttons = re.findall(r'<button type="submit" name="event" value="(\w+)"', scanned.text)
     assert buttons == ["dispatched", "moved"]
