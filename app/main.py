@@ -41,6 +41,7 @@ from app.oos_supply.api import router as oos_supply_router
 from app.patients.api import router as patients_router
 from app.pipeline import settle_deferred
 from app.qc.api import router as qc_router
+from app.qc.pages import router as qc_pages
 from app.qualifications.api import router as qualifications_router
 from app.qualifications.pages import router as qualifications_pages
 from app.release.api import router as release_router
@@ -51,6 +52,7 @@ from app.specifications.api import router as specifications_router
 from app.steps.api import router as steps_router
 from app.steps.pages import router as step_pages
 from app.storage.api import router as storage_router
+from app.storage.pages import router as storage_pages
 from app.validation.api import router as validation_router
 from app.web import STATIC_DIR, page_error, render
 from app.web import router as home_page
@@ -93,6 +95,8 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     audit_review_pages,
     qualifications_pages,
     materials_pages,
+    qc_pages,
+    storage_pages,
 )
 
 _HTTP_CODES = {

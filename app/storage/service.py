@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -334,19 +334,30 @@ def _check_temperature(
     )
 
 
+def _events() -> Select[tuple[CustodyEvent, str, str]]:
+    """Custody events with their vessel's code and who recorded them, in one query."""
+    return (
+        select(CustodyEvent, Vessel.code, User.username)
+        .join(Vessel, col(Vessel.id) == CustodyEvent.vessel_id)
+        .join(User, col(User.id) == CustodyEvent.recorded_by)
+    )
+
+
 def history(session: Session, vessel_ids: list[int]) -> list[tuple[CustodyEvent, str, str]]:
     """Custody events of the vessels in the order they were recorded (AUD-6), with vessel code
     and who recorded them."""
     if not vessel_ids:
         return []
     rows = session.execute(
-        select(CustodyEvent, Vessel.code, User.username)
-        .join(Vessel, col(Vessel.id) == CustodyEvent.vessel_id)
-        .join(User, col(User.id) == CustodyEvent.recorded_by)
-        .where(col(CustodyEvent.vessel_id).in_(vessel_ids))
-        .order_by(col(CustodyEvent.id))
+        _events().where(col(CustodyEvent.vessel_id).in_(vessel_ids)).order_by(col(CustodyEvent.id))
     )
     return [(event, code, username) for event, code, username in rows]
+
+
+def recent_custody(session: Session, limit: int = 20) -> list[CustodyPublic]:
+    """The last `limit` custody events recorded, newest first (the custody page's list)."""
+    rows = session.execute(_events().order_by(col(CustodyEvent.id).desc()).limit(limit))
+    return [custody_public(event, code, username) for event, code, username in rows]
 
 
 def custody_public(event: CustodyEvent, code: str, username: str) -> CustodyPublic:
