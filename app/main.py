@@ -18,6 +18,7 @@ import app.models  # noqa: F401  (every table mapped before the first query)
 from app.audit.api import router as audit_router
 from app.audit_review.api import router as audit_review_router
 from app.audit_review.pages import router as audit_review_pages
+from app.auth.admin_pages import router as admin_pages
 from app.auth.api import router as auth_router
 from app.auth.pages import router as auth_pages
 from app.batches.api import router as batches_router
@@ -33,6 +34,7 @@ from app.gmp_settings.api import router as gmp_settings_router
 from app.gmp_settings.pages import router as gmp_settings_pages
 from app.labels import printing
 from app.labels.api import router as labels_router
+from app.labels.pages import router as printer_pages
 from app.materials.api import router as catalogue_router
 from app.materials.pages import router as materials_pages
 from app.notifications.api import router as notifications_router
@@ -97,6 +99,8 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     materials_pages,
     qc_pages,
     storage_pages,
+    admin_pages,
+    printer_pages,
 )
 
 _HTTP_CODES = {

@@ -9,7 +9,7 @@ another that only reads (`read`). The refusal is never caught inside the act's t
 nothing the act flushed before it was refused can be committed.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
@@ -20,6 +20,7 @@ from app.errors import HomewardError, NotAuthenticated
 from app.pipeline import in_thread, run_unit
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 async def attempt(session: Session, act: Callable[[], T]) -> T | HomewardError:
@@ -47,3 +48,18 @@ async def signed_in(session: Session, principal: object) -> Principal:
         assert isinstance(principal, Principal)
         return principal
     return await read(session, resolve)
+
+
+async def act_or_show(
+    session: Session,
+    act: Callable[[], T],
+    *,
+    done: Callable[[T], R],
+    show: Callable[[HomewardError], Awaitable[R]],
+) -> R:
+    """A page form's act (`attempt`): on success `done` with its result (a redirect), refused
+    `show` with the refusal (the page again, read afresh, the refusal in it)."""
+    outcome = await attempt(session, act)
+    if isinstance(outcome, HomewardError):
+        return await show(outcome)
+    return done(outcome)

@@ -119,6 +119,12 @@ def page_require(permission: Permission) -> Callable[..., Awaitable[Deferred[Pri
     return require(permission, source=page_principal)
 
 
+def detached(principal: Principal) -> Principal:
+    """A copy of `principal` for a page's header, taken inside a unit of work: after a refusal's
+    rollback the User row is expired and detached, and a page must never load it again."""
+    return Principal(User(**principal.user.model_dump()), principal.roles)
+
+
 def refusals_shown_on(
     template: str, permission: Permission
 ) -> Callable[..., Awaitable[Deferred[Principal]]]:
@@ -133,10 +139,7 @@ def refusals_shown_on(
         request.state.error_template = template
 
         def remember(resolved: Principal) -> Principal:
-            # A copy for the header of the refusal page: after the rollback the User row is
-            # expired and detached, and a page must never load it again.
-            user = User(**resolved.user.model_dump())
-            request.state.principal = Principal(user, resolved.roles)
+            request.state.principal = detached(resolved)
             return resolved
 
         return principal.then(remember)

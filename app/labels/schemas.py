@@ -16,12 +16,13 @@ from app.types import Id, LongText, ShortText
 Dpi = Literal[203, 300, 600]
 
 
-def _query_int(value: object) -> object:
-    """A query string carries "300"; a Literal of ints does not coerce it by itself."""
+def typed_int(value: object) -> object:
+    """A query string or a page form carries "300"; a Literal of ints does not coerce it by
+    itself."""
     return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value
 
 
-QueryDpi = Annotated[Dpi, BeforeValidator(_query_int)]
+QueryDpi = Annotated[Dpi, BeforeValidator(typed_int)]
 
 
 class LabelFormat(StrEnum):
