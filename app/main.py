@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import app.models  # noqa: F401  (every table mapped before the first query)
 from app.audit.api import router as audit_router
+from app.audit.pages import router as audit_pages
 from app.audit_review.api import router as audit_review_router
 from app.audit_review.pages import router as audit_review_pages
 from app.auth.api import router as auth_router
@@ -93,6 +94,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     audit_review_pages,
     qualifications_pages,
     materials_pages,
+    audit_pages,
 )
 
 _HTTP_CODES = {
