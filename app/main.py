@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import app.models  # noqa: F401  (every table mapped before the first query)
 from app.audit.api import router as audit_router
+from app.audit.pages import router as audit_pages
 from app.audit_review.api import router as audit_review_router
 from app.audit_review.pages import router as audit_review_pages
 from app.auth.admin_pages import router as admin_pages
@@ -101,6 +102,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     storage_pages,
     admin_pages,
     printer_pages,
+    audit_pages,
 )
 
 _HTTP_CODES = {

@@ -2,12 +2,14 @@ from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Query, Response
+from sqlmodel import Session
 
 from app.audit import service
 from app.audit.actions import EntityType
 from app.audit.models import AuditEvent
-from app.audit.schemas import AuditEventPublic, VerificationPublic
+from app.audit.schemas import AuditEventPublic, AuditFilter, VerificationPublic
 from app.auth.deps import AuditReader
+from app.auth.service import Principal
 from app.pipeline import Router, SessionDep
 from app.types import Id
 
@@ -47,6 +49,19 @@ def list_events(
     return [AuditEventPublic.from_event(event) for event in events]
 
 
+def export(session: Session, principal: Principal, found: AuditFilter) -> Response:
+    """The events `found` selects, of the chains this reader may see, as a CSV download (the
+    API's export and the audit page's)."""
+    events = service.events(
+        session,
+        entity_type=found.entity_type,
+        entity_id=found.entity_id,
+        scope=service.scope_visible_to(principal.permissions),
+        limit=None,
+    )
+    return csv_response(events, "audit.csv")
+
+
 @router.get("/audit/export.csv", response_class=Response)
 def export_events(
     session: SessionDep,
@@ -54,14 +69,7 @@ def export_events(
     entity_type: EntityType | None = None,
     entity_id: Id | None = None,
 ) -> Response:
-    events = service.events(
-        session,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        scope=service.scope_visible_to(principal.permissions),
-        limit=None,
-    )
-    return csv_response(events, "audit.csv")
+    return export(session, principal, AuditFilter(entity_type=entity_type, entity_id=entity_id))
 
 
 @router.get("/audit/verify", response_model=VerificationPublic)

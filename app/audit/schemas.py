@@ -2,10 +2,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
+from app.audit.actions import EntityType
 from app.audit.models import AuditEvent
 from app.audit.service import TrailCheck
+from app.types import Id
 
 
 class AuditEventPublic(BaseModel):
@@ -68,3 +70,12 @@ class VerificationPublic(BaseModel):
             first_bad_record=RecordProblemPublic(**bad.public()) if bad is not None else None,
             detail=result.detail,
         )
+
+
+class AuditFilter(BaseModel):
+    """Which events an export holds: those of one kind of record, or of one record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entity_type: EntityType | None = None
+    entity_id: Id | None = None

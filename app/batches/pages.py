@@ -1,23 +1,32 @@
-"""The batch record page (issue 12 item 4): status badge and next actions in plain words, the
+"""The batch record page (issue 12 items 1 and 4): status badge and next actions in plain words, the
 timeline, lineage tree, QC, deviations, custody, labels (print, reprint, void) and, for QA, the
-release gate with its dialog and the audit trail as a readable table. Every figure comes from
+release gate with its dialog, QA's dispositions (hold, lift the hold, destroy: refused on the
+record itself) and the audit trail as a readable table. Every figure comes from
 the services the JSON API uses; this module only arranges them for a person."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
+from app import pageflow
 from app.audit.schemas import AuditEventPublic
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.batches import record, service
+from app.batches import dispositions, record, service
+from app.batches.dispositions import lift_allowed
 from app.batches.states import BatchStatus
 from app.config import Settings, SettingsDep
+from app.deviations import service as deviations
+from app.deviations.schemas import DeviationCreate
+from app.deviations.states import DeviationKind
+from app.errors import HomewardError
 from app.labels import service as labels
 from app.labels.schemas import BatchPrintRequest, PrintFormat, SheetFormat, VesselPrintRequest
 from app.labels.service import Printed
@@ -37,6 +46,12 @@ Printer = Annotated[
 ]
 Voider = Annotated[
     Principal, Depends(refusals_shown_on("batches/refused.html", Permission.LABEL_VOID))
+]
+Disposer = Annotated[
+    Principal, Depends(refusals_shown_on("batches/refused.html", Permission.BATCH_DESTROY))
+]
+Opener = Annotated[
+    Principal, Depends(refusals_shown_on("batches/refused.html", Permission.DEVIATION_OPEN))
 ]
 
 S = BatchStatus
@@ -77,8 +92,7 @@ LIFT_HOLD = "QA: close the batch's open deviations; closing the last one lifts t
 def next_actions(status: BatchStatus, allowed: list[BatchStatus]) -> list[str]:
     """The batch's allowed next states (from its lifecycle) as things a person does."""
     if status is S.ON_HOLD:
-        returns = [a for a in allowed if a not in (S.REJECTED, S.DESTROYED)]
-        return ([LIFT_HOLD] if returns else []) + [
+        return ([LIFT_HOLD] if lift_allowed(status, allowed) else []) + [
             NEXT_ACTIONS[a] for a in (S.REJECTED, S.DESTROYED) if a in allowed
         ]
     return [NEXT_ACTIONS[a] for a in sorted(allowed, key=list(NEXT_ACTIONS).index)]
@@ -247,14 +261,21 @@ def release_dialog(
     )
 
 
-@router.get("/batches/{batch_id}", response_class=HTMLResponse)
-def batch_record(
-    request: Request, batch_id: Id, session: SessionDep, settings: SettingsDep, principal: Reader
+def record_page(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    batch_id: int,
+    *,
+    refusal: HomewardError | None = None,
 ) -> HTMLResponse:
-    """The electronic batch record as a page: what QA reads before release."""
+    """The record read afresh, with the refusal of what was just asked (kept on the record,
+    with its status) when there is one."""
     context = service.get(session, batch_id)
     found = record.batch_record(session, settings, batch_id)
     status = S(found["batch"]["status"])
+    allowed = found["batch"]["allowed_next"]
     trail = (
         audit_rows(
             [AuditEventPublic.from_event(e) for e in service.trail(session, context)],
@@ -267,11 +288,12 @@ def batch_record(
     return render(
         request,
         "batches/record.html",
+        status_code=refusal.status if refusal else 200,
         principal=principal,
         record=found,
         patient=context.patient,
         badge=BADGES[status],
-        next_actions=next_actions(status, found["batch"]["allowed_next"]),
+        next_actions=next_actions(status, allowed),
         moments=timeline(found),
         tree=lineage_tree(found["lineage"]),
         prints=labels.history(session, vessel_ids=vessel_ids),
@@ -280,6 +302,67 @@ def batch_record(
         sheet_formats=[f.value for f in SheetFormat],
         dialog=release_dialog(session, settings, principal, found),
         trail=trail,
+        disposition=dispositions.last_disposition(session, batch_id),
+        acts=dispositions.acts(principal, status, allowed),
+        deviation_kinds=[k.value for k in DeviationKind],
+        refusal=refusal,
+    )
+
+
+@router.get("/batches/{batch_id}", response_class=HTMLResponse)
+def batch_record(
+    request: Request, batch_id: Id, session: SessionDep, settings: SettingsDep, principal: Reader
+) -> HTMLResponse:
+    """The electronic batch record as a page: what QA reads before release."""
+    return record_page(request, session, settings, principal, batch_id)
+
+
+async def _act_on_record(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    principal: object,
+    batch_id: int,
+    act: Callable[[Principal], object],
+    anchor: str,
+) -> Response:
+    """`act` in its own unit of work, then back to the record at `anchor`; a refusal is shown
+    on the record itself, read afresh, with nothing changed (ADR 0026's pageflow)."""
+    signed_in = await pageflow.signed_in(session, principal)
+    outcome = await pageflow.attempt(session, partial(act, signed_in))
+    if not isinstance(outcome, HomewardError):
+        return RedirectResponse(f"/batches/{batch_id}#{anchor}", status_code=303)
+    # The detached copy refusals_shown_on keeps: the rollback expired the session's user row.
+    shown = getattr(request.state, "principal", signed_in)
+    page = partial(record_page, request, session, settings, shown, batch_id, refusal=outcome)
+    return await pageflow.read(session, page)
+
+
+DISPOSE: dict[str, Callable[..., object]] = {
+    dispositions.HOLD.path: service.hold,
+    dispositions.LIFT.path: service.lift_hold,
+    dispositions.DESTROY.path: service.destroy,
+}
+
+
+async def _dispose(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    principal: object,
+    batch_id: int,
+    act: dispositions.Act,
+    reason: str,
+) -> Response:
+    """A disposition as the API takes it (VoidRequest: the reason is required)."""
+
+    def dispose(signed_in: Principal) -> object:
+        data = form_model(VoidRequest, reason=reason.strip() or None)
+        move = DISPOSE[act.path]
+        return move(session, actor=signed_in.user, batch_id=batch_id, reason=data.reason)
+
+    return await _act_on_record(
+        request, session, settings, principal, batch_id, dispose, "disposition"
     )
 
 
@@ -361,3 +444,67 @@ def void_label(
     data = form_model(VoidRequest, reason=reason.strip() or None)
     labels.void(session, actor=principal.user, label_id=label_id, reason=data.reason)
     return RedirectResponse(f"/batches/{batch_id}#labels", status_code=303)
+
+
+@router.post("/batches/{batch_id}/hold", response_class=HTMLResponse)
+async def hold(
+    request: Request,
+    batch_id: Id,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Disposer,
+    reason: Reason = "",
+) -> Response:
+    """QA puts the batch on hold, with a reason (as POST /api/v1/batches/{id}/hold)."""
+    act = dispositions.HOLD
+    return await _dispose(request, session, settings, principal, batch_id, act, reason)
+
+
+@router.post("/batches/{batch_id}/lift-hold", response_class=HTMLResponse)
+async def lift_hold(
+    request: Request,
+    batch_id: Id,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Disposer,
+    reason: Reason = "",
+) -> Response:
+    """QA lifts the hold, with a reason; refused while a deviation of the batch is open."""
+    act = dispositions.LIFT
+    return await _dispose(request, session, settings, principal, batch_id, act, reason)
+
+
+@router.post("/batches/{batch_id}/destroy", response_class=HTMLResponse)
+async def destroy(
+    request: Request,
+    batch_id: Id,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Disposer,
+    reason: Reason = "",
+) -> Response:
+    """QA destroys the batch, with a reason; nothing comes back from it."""
+    act = dispositions.DESTROY
+    return await _dispose(request, session, settings, principal, batch_id, act, reason)
+
+
+@router.post("/batches/{batch_id}/deviations", response_class=HTMLResponse)
+async def open_deviation(
+    request: Request,
+    batch_id: Id,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Opener,
+    kind: Annotated[str, Form(max_length=40)] = DeviationKind.PROCESS.value,
+    description: Reason = "",
+) -> Response:
+    """Anyone on the batch opens a deviation (as POST /api/v1/batches/{id}/deviations); the
+    batch goes on hold until QA closes it."""
+
+    def open_it(signed_in: Principal) -> object:
+        data = form_model(DeviationCreate, kind=kind, description=description.strip() or None)
+        return deviations.create(session, actor=signed_in.user, batch_id=batch_id, data=data)
+
+    return await _act_on_record(
+        request, session, settings, principal, batch_id, open_it, "deviations"
+    )

@@ -72,3 +72,140 @@ def test_sec_label_forms_are_refused_without_the_csrf_token(api, db):
     forged = api.client.post(f"/batches/{batch['id']}/vessels/{flasks[0]}/print", data={})
     assert forged.status_code == 403
     assert audit_events(db, AuditAction.LABEL_PRINTED) == []
+
+
+# QA's dispositions on the record (issue 12 item 1): hold, lift the hold, destroy.
+
+
+def _status(api, batch_id: int) -> str:
+    return api.get(Role.QA, f"/batches/{batch_id}").json()["status"]
+
+
+def _moves(db) -> int:
+    return len(audit_events(db, AuditAction.BATCH_STATUS_CHANGED))
+
+
+def _forms(page) -> set[str]:
+    """The disposition forms the record offers, by their address."""
+    return set(re.findall(r'action="/batches/\d+/(hold|lift-hold|destroy)"', page.text))
+
+
+def test_aud1_qa_holds_then_lifts_the_hold_from_the_record_with_a_reason(api, db):
+    """The form is the API's (reason required), the move is audited with its reason, and the
+    record says ON HOLD / HOLD LIFTED with who and when; each form only where the lifecycle
+    allows its move."""
+    batch, _ = api.expanded_batch()
+    qa = _page_login(api, Role.QA)
+    url = f"/batches/{batch['id']}"
+    assert _forms(api.client.get(url)) == {"hold", "destroy"}
+    held = submit(api, f"{url}/hold", data={"reason": "incubator alarm"}, follow_redirects=False)
+    assert held.status_code == 303 and held.headers["location"] == f"{url}#disposition"
+    assert _status(api, batch["id"]) == "on_hold"
+    page = api.client.get(url)
+    assert f"ON HOLD — by {qa.username} at" in page.text and "Reason: incubator alarm" in page.text
+    assert _forms(page) == {"lift-hold", "destroy"}
+    event = audit_events(db, AuditAction.BATCH_STATUS_CHANGED)[-1]
+    assert event.reason == "incubator alarm" and event.actor == qa.username
+    lifted = submit(api, f"{url}/lift-hold", data={"reason": "alarm was a sensor fault"})
+    assert lifted.status_code == 200 and _status(api, batch["id"]) == "expansion"
+    assert f"HOLD LIFTED — by {qa.username} at" in lifted.text
+    assert "The batch is back in expansion." in lifted.text
+    assert _forms(lifted) == {"hold", "destroy"}
+
+
+def test_a_disposition_without_a_reason_is_refused_on_the_record_and_changes_nothing(api, db):
+    batch, _ = api.expanded_batch()
+    _page_login(api, Role.QA)
+    before = _moves(db)
+    refused = submit(api, f"/batches/{batch['id']}/hold", data={"reason": "  "})
+    assert refused.status_code == 422
+    assert f"Batch record {batch['batch_number']}" in refused.text  # still the record
+    assert "Please check what you typed" in refused.text and "Nothing was changed." in refused.text
+    assert f'action="/batches/{batch["id"]}/hold"' in refused.text  # the form again
+    assert _status(api, batch["id"]) == "expansion" and _moves(db) == before
+
+
+def test_lifting_is_refused_on_the_record_while_a_deviation_is_open(api, db):
+    """A technician opens a deviation from the record (the batch goes on hold); QA's lift is
+    refused with the service's sentence, on the record, the batch still held."""
+    batch, _ = api.expanded_batch()
+    _page_login(api, Role.TECHNICIAN)
+    page = api.client.get(f"/batches/{batch['id']}")
+    assert 'id="description"' in page.text and _forms(page) == set()
+    opened = submit(
+        api,
+        f"/batches/{batch['id']}/deviations",
+        data={"kind": "equipment", "description": "CO2 at 3 % for 2 h"},
+        follow_redirects=False,
+    )
+    assert opened.status_code == 303
+    assert _status(api, batch["id"]) == "on_hold"
+    (deviation,) = api.get(Role.QA, f"/batches/{batch['id']}/deviations").json()
+    assert deviation["kind"] == "equipment" and deviation["status"] == "open"
+    _page_login(api, Role.QA)
+    page = api.client.get(f"/batches/{batch['id']}")
+    assert "ON HOLD — by" in page.text and f"Deviation {deviation['number']} opened" in page.text
+    assert 'href="/qa#deviations"' in page.text
+    before = _moves(db)
+    refused = submit(api, f"/batches/{batch['id']}/lift-hold", data={"reason": "fixed"})
+    assert refused.status_code == 409
+    assert "Not possible in the record&#39;s present state" in refused.text
+    assert f"stays on hold while deviation(s) {deviation['number']} are open" in refused.text
+    assert _status(api, batch["id"]) == "on_hold" and _moves(db) == before
+
+
+def test_a_deviation_form_is_refused_like_the_api(api, db):
+    batch, _ = api.expanded_batch()
+    _page_login(api, Role.TECHNICIAN)
+    url = f"/batches/{batch['id']}/deviations"
+    for data in ({"description": ""}, {"kind": "weather", "description": "rain"}):
+        refused = submit(api, url, data=data)
+        assert refused.status_code == 422 and "Batch record" in refused.text
+    assert _status(api, batch["id"]) == "expansion"
+    assert audit_events(db, AuditAction.DEVIATION_OPENED) == []
+
+
+def test_qa_destroys_a_batch_and_the_record_says_so(api):
+    batch, _ = api.expanded_batch()
+    qa = _page_login(api, Role.QA)
+    done = submit(api, f"/batches/{batch['id']}/destroy", data={"reason": "contaminated"})
+    assert done.status_code == 200 and _status(api, batch["id"]) == "destroyed"
+    assert f"DESTROYED — by {qa.username} at" in done.text
+    assert _forms(done) == set()  # nothing leaves destroyed
+    again = submit(api, f"/batches/{batch['id']}/hold", data={"reason": "x"})
+    assert again.status_code == 409 and "Allowed next: none (final state)" in again.text
+
+
+def test_only_qa_may_take_dispositions_and_others_change_nothing(api, db):
+    batch, _ = api.expanded_batch()
+    before = _moves(db)
+    for role in (Role.TECHNICIAN, Role.CLINICIAN):
+        _page_login(api, role)
+        assert _forms(api.client.get(f"/batches/{batch['id']}")) == set()
+        for act in ("hold", "lift-hold", "destroy"):
+            refused = submit(api, f"/batches/{batch['id']}/{act}", data={"reason": "x"})
+            assert refused.status_code == 403 and "You may not do this" in refused.text
+    assert _status(api, batch["id"]) == "expansion" and _moves(db) == before
+
+
+def test_sec_disposition_and_deviation_forms_are_refused_without_the_csrf_token(api, db):
+    batch, _ = api.expanded_batch()
+    _page_login(api, Role.QA)
+    before = _moves(db)
+    for act in ("hold", "destroy", "deviations"):
+        forged = api.client.post(f"/batches/{batch['id']}/{act}", data={"reason": "x"})
+        assert forged.status_code == 403
+    assert _status(api, batch["id"]) == "expansion" and _moves(db) == before
+
+
+def test_coi7_the_record_links_the_patients_trace_report_and_the_batch_trail_csv(api):
+    batch, _ = api.expanded_batch()
+    _page_login(api, Role.QA)
+    page = api.client.get(f"/batches/{batch['id']}")
+    patient_id = batch["patient_id"]
+    assert f'href="/api/v1/patients/{patient_id}/trace-report?format=pdf"' in page.text
+    assert f'href="/api/v1/batches/{batch["id"]}/audit.csv"' in page.text
+    report = api.client.get(f"/api/v1/patients/{patient_id}/trace-report?format=pdf")
+    assert report.status_code == 200 and report.headers["content-type"] == "application/pdf"
+    _page_login(api, Role.TECHNICIAN)
+    assert "trace-report" not in api.client.get(f"/batches/{batch['id']}").text
