@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,11 +19,11 @@ from app.config import Settings
 from app.db import session_factory_for, unit_of_work
 from app.patients import service as patients
 from app.patients.schemas import PatientCreate
-from app.validation import scratch
+from app.validation import pdftext, scratch
 from app.validation.checks import CHECKS, NOT_WALKED
 from app.validation.checks.supply import REASON
 from app.validation.run import run
-from app.validation.walk import API, Walk, sign_in
+from app.validation.walk import API, Blocked, Walk, sign_in
 from scripts.traceability import REQUIREMENTS
 from tests.server import running_server
 
@@ -311,3 +312,15 @@ def test_val1_aud9_rel7_lbl6_a_check_records_fail_when_the_install_shows_a_wrong
     (label,) = [s for s in outcomes["LBL-6"].steps if not s.passed]
     assert "'040 COI': False" in label.observed
     assert {outcomes[r].status for r in ("LBL-2", "REL-5", "QC-2", "CLN-3")} == {"pass"}
+
+
+def test_val1_without_a_pdf_reader_a_documents_words_are_not_demonstrated(monkeypatch):
+    """A runner without pypdfium2 (a site's install has only the runtime dependencies) does not
+    pass AUD-9, REL-7 or LBL-6 on unread PDFs: the check is not demonstrated, saying which words
+    it could not check and how to get a reader."""
+    monkeypatch.setitem(sys.modules, "pypdfium2", None)  # `import pypdfium2` raises ImportError
+    with pytest.raises(Blocked) as refused:
+        pdftext.text(b"%PDF-1.4 ...", "the certificate (PDF)", "'OQ-1-AUTHORITY'")
+    said = str(refused.value)
+    assert "its text was not read" in said and "pip install pypdfium2" in said
+    assert "not checked: 'OQ-1-AUTHORITY'" in said

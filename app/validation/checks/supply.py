@@ -11,7 +11,7 @@ from app.validation.walk import Blocked, Walk
 
 REASON = "OQ scratch correction: value re-read from the instrument printout"
 DISPATCH = {"event": "dispatched", "location": "OQ courier", "temperature_c": 4}
-LEEWAY = timedelta(minutes=2)  # between the runner's clock and the install's
+LEEWAY = timedelta(minutes=5)  # between the runner's clock and the install's
 
 
 def _in_run(walk: Walk, moment: str | None) -> bool:
