@@ -38,6 +38,10 @@ TRACKED = (
     "release_decision",
     "physician_acceptance",
     "label_print",
+    # Change-controlled records (QC-3): the versions in force decide every batch's QC and label.
+    "specification",
+    "specification_test",
+    "gmp_setting",
 )
 # How a row reaches its patient (foreign key column, parent table): its snapshot goes into that
 # patient's chain, so patients' data never lands in the global trail that QA reads.

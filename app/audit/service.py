@@ -4,7 +4,7 @@ inside that change's transaction (AUD-1, AUD-4)."""
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
@@ -383,13 +383,18 @@ def verify_trail(session: Session) -> TrailCheck:
     return TrailCheck(chain, records.verify_records(session.connection()))
 
 
-def write_baseline(session: Session, *, batch_rows: int = 500) -> int:
-    """Snapshot every tracked row as it is now into its patient's chain (`records.baseline`),
-    for rows written before snapshots existed (migration 0011). Streams the tables and appends
-    `batch_rows` rows at a time. Returns how many rows were snapshotted."""
+def write_baseline(
+    session: Session, *, batch_rows: int = 500, tables: Collection[str] | None = None
+) -> int:
+    """Snapshot every tracked row (of `tables`, default all) as it is now into its patient's
+    chain (`records.baseline`), for rows written before snapshots existed (migration 0011) or
+    before their table was tracked (migration 0022). Streams the tables and appends `batch_rows`
+    rows at a time. Returns how many rows were snapshotted."""
     connection = session.connection()
     total = 0
     for table, names in records.existing_tables(connection):
+        if tables is not None and table not in tables:
+            continue
         stream = records.current_rows(connection, table, names)
         while rows := {(table, row_id): state for row_id, state in islice(stream, batch_rows)}:
             scopes = records.scopes_of(connection, rows)

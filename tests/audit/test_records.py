@@ -17,13 +17,17 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
 from app.audit.chain import GLOBAL_SCOPE
 from app.audit.models import AuditEvent
+from app.audit.records import PARENTS, TRACKED
 from app.auth.permissions import Role
+from app.batches.models import Batch
 from app.biopsies.models import Biopsy
 from app.clinic.models import Infusion
 from app.db import session_factory_for, unit_of_work
+from app.gmp_settings.models import GmpSetting
 from app.patients.models import Patient
 from app.qc.models import QcResult
 from app.release.models import PhysicianAcceptance
+from app.specifications.models import Specification, SpecificationTest
 from app.storage.models import CustodyEvent
 from app.vessels.models import Vessel
 from tests.helpers import Api, drop_append_only, ok
@@ -45,6 +49,7 @@ def recorded(api: Api) -> dict[str, Any]:
         201,
     )
     dose = api.db.execute(select(Vessel).where(Vessel.code == codes[0])).scalar_one()
+    batch_row = api.db.get(Batch, batch["id"])
     patient = api.db.execute(
         select(Patient)
         .join(Biopsy, Biopsy.patient_id == Patient.id)
@@ -62,6 +67,16 @@ def recorded(api: Api) -> dict[str, Any]:
         "custody": api.db.execute(select(CustodyEvent).where(CustodyEvent.vessel_id == dose.id))
         .scalars()
         .all()[-1],
+        # The change-controlled records the batch was made under (QC-3).
+        "specification": api.db.get(Specification, batch_row.specification_id),
+        "limit": api.db.execute(
+            select(SpecificationTest)
+            .where(SpecificationTest.specification_id == batch_row.specification_id)
+            .where(SpecificationTest.test == "viability")
+        ).scalar_one(),
+        "setting": api.db.execute(
+            select(GmpSetting).where(GmpSetting.group_name == "label_product")
+        ).scalar_one(),
     }
 
 
@@ -88,6 +103,10 @@ TAMPERINGS = {
     "qc value": (QcResult, "result", "value_number", 1.0),
     "custody location": (CustodyEvent, "custody", "to_location", "Somewhere else"),
     "dose expiry": (Vessel, "dose", "expires_at", datetime.now(UTC) + timedelta(days=30)),
+    # QC-3: a limit loosened, a version put in force, a label's wording changed, all in SQL.
+    "specification limit": (SpecificationTest, "limit", "minimum", 10.0),
+    "specification status": (Specification, "specification", "status", "superseded"),
+    "gmp setting content": (GmpSetting, "setting", "content", '{"product_name":"Forged"}'),
 }
 
 
@@ -157,7 +176,12 @@ def test_aud7_snapshots_stay_out_of_every_entitys_own_timeline(api, recorded):
     assert tables[("patient", recorded["patient"].id)] == coi
     assert tables[("vessel", dose.id)] == coi
     assert tables[("custody_event", recorded["custody"].id)] == coi
-    assert all(scope != GLOBAL_SCOPE for scope in tables.values())
+    # A row that reaches a patient is in the patient's chain; the change-controlled records
+    # (specifications, GMP settings) reach none and are in the global one.
+    global_tables = set(TRACKED) - set(PARENTS) - {"patient"}
+    assert global_tables == {"specification", "specification_test", "gmp_setting"}
+    for (table, _), scope in tables.items():
+        assert (scope == GLOBAL_SCOPE) == (table in global_tables), table
 
 
 def test_aud7_a_rolled_back_write_leaves_no_snapshot(api, recorded):

@@ -2,7 +2,8 @@
 
 import hashlib
 import json
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -18,9 +19,11 @@ from app.config import Settings
 from app.db import session_factory_for, unit_of_work
 from app.patients import service as patients
 from app.patients.schemas import PatientCreate
+from app.validation import pdftext, scratch
 from app.validation.checks import CHECKS, NOT_WALKED
+from app.validation.checks.supply import REASON
 from app.validation.run import run
-from app.validation.walk import API, sign_in
+from app.validation.walk import API, Blocked, Walk, sign_in
 from scripts.traceability import REQUIREMENTS
 from tests.server import running_server
 
@@ -248,3 +251,76 @@ def test_val1_signing_needs_a_hash_a_meaning_of_a_report_and_qa(install: str):
 def _pdf_text(pdf: bytes) -> str:
     document = pypdfium2.PdfDocument(pdf)
     return "".join(page.get_textpage().get_text_range() for page in document)
+
+
+class Tampering(httpx.BaseTransport):
+    """The install's answers, with the body of those `rewrite` picks changed: what a check sees
+    when the install shows a wrong result (the database and the server are real)."""
+
+    def __init__(self, rewrite: Callable[[httpx.Request, bytes], bytes | None]) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.rewrite = rewrite
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        body = response.read()
+        changed = self.rewrite(request, body)
+        if changed is None:
+            return httpx.Response(response.status_code, headers=response.headers, content=body)
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        return httpx.Response(response.status_code, headers=headers, content=changed)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _wrong_documents(request: httpx.Request, body: bytes) -> bytes | None:
+    """A batch record with another correction reason (AUD-9), a certificate without the
+    authority's reference (REL-7), a dose label whose COI symbol is not the COI's (LBL-6)."""
+    path = request.url.path
+    if request.method != "GET":
+        return None
+    if path.endswith("/record"):
+        return body.replace(REASON.encode(), b"typo")
+    if path.endswith("/certificate") and request.url.params.get("format") != "pdf":
+        return body.replace(b"-AUTHORITY", b"-UNKNOWN")
+    if path.endswith("/label") and request.url.params.get("format") == "zpl":
+        return body.replace(b"^FD&/", b"^FD&?")
+    return None
+
+
+def test_val1_aud9_rel7_lbl6_a_check_records_fail_when_the_install_shows_a_wrong_result(
+    install: str,
+):
+    """The three checks walked last compare what the install shows with what they did: a batch
+    record, a certificate or a label that says something else makes the check FAIL, with the
+    wrong observation recorded, while the checks that read nothing changed still pass."""
+    put_a_signed_specification_in_force(install)
+    with httpx.Client(base_url=install, timeout=30, transport=Tampering(_wrong_documents)) as http:
+        walk = Walk(http, "tamper")
+        scratch.preconditions(walk, ADMIN, ADMIN_PASSWORD)
+        try:
+            outcomes = {o.requirement: o for o in walk.run(CHECKS)}
+        finally:
+            scratch.finish(walk)
+    for requirement in ("AUD-9", "REL-7", "LBL-6"):
+        assert outcomes[requirement].status == "fail", (requirement, outcomes[requirement])
+    (record,) = [s for s in outcomes["AUD-9"].steps if not s.passed]
+    assert "'reason': 'typo'" in record.observed and "the record marks" in record.expected
+    (certificate,) = [s for s in outcomes["REL-7"].steps if not s.passed]
+    assert f"OQ-{walk.run_id}-AUTHORITY" in certificate.observed
+    (label,) = [s for s in outcomes["LBL-6"].steps if not s.passed]
+    assert "'040 COI': False" in label.observed
+    assert {outcomes[r].status for r in ("LBL-2", "REL-5", "QC-2", "CLN-3")} == {"pass"}
+
+
+def test_val1_without_a_pdf_reader_a_documents_words_are_not_demonstrated(monkeypatch):
+    """A runner without pypdfium2 (a site's install has only the runtime dependencies) does not
+    pass AUD-9, REL-7 or LBL-6 on unread PDFs: the check is not demonstrated, saying which words
+    it could not check and how to get a reader."""
+    monkeypatch.setitem(sys.modules, "pypdfium2", None)  # `import pypdfium2` raises ImportError
+    with pytest.raises(Blocked) as refused:
+        pdftext.text(b"%PDF-1.4 ...", "the certificate (PDF)", "'OQ-1-AUTHORITY'")
+    said = str(refused.value)
+    assert "its text was not read" in said and "pip install pypdfium2" in said
+    assert "not checked: 'OQ-1-AUTHORITY'" in said

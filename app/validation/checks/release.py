@@ -392,6 +392,8 @@ def rel2(walk: Walk) -> None:
         (held["status"], [alert["kind"] for alert in held.get("alerts", [])]),
         held["status"] == "on_hold" and bool(held.get("alerts")),
     )
+    # The conditionally released batch with a failing result in force: AUD-9 and REL-7 use it.
+    walk.state["batch_oos"] = {"batch": batch, "doses": doses, "failing_test": pending["test"]}
 
 
 def _result(walk: Walk, path: str, test: str, value: object, why: str):
