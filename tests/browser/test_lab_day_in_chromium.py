@@ -286,6 +286,7 @@ def _record_the_days_steps(day: Day) -> None:
     )
     day.dose = dose
     page = day.pages["technician"]
+    assert "150,000,000 cells · 50 mL" in page.inner_text("main")
     screenshot(page, "lab-day-04-formulation-recorded-desktop")
     _tab_to(page, f"Print label of {dose}")
     with page.expect_download() as download:

@@ -161,7 +161,7 @@ def test_a_dose_is_declared_with_its_expiry_in_local_time(api, db):
     )
     assert recorded.status_code == 303, recorded.text
     shown = api.client.get(recorded.headers["location"])
-    assert "150 000 000 cells" in shown.text and "50.0 mL" in shown.text
+    assert "150,000,000 cells · 50 mL" in shown.text  # the `number` filter (ADR 0027)
 
 
 def test_without_a_working_context_the_page_asks_for_one(api):
