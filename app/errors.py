@@ -1,7 +1,10 @@
 """The one error family: every refusal carries a machine code, an HTTP status and a sentence."""
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
+
+from app.clock import as_utc, local_text
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -21,6 +24,11 @@ class HomewardError(Exception):
         self.detail = detail
         # Written after the rollback, in its own transaction: the record of the refusal itself.
         self.aftermath = aftermath
+
+    def told_in(self, zone: str) -> str:
+        """The sentence as a page shows it, where times are local with their zone named
+        (CONVENTIONS 11): the API's own, unless it names an instant (`Expired`)."""
+        return self.detail
 
 
 def chained(*aftermaths: Aftermath | None) -> Aftermath:
@@ -180,7 +188,20 @@ class NotAtClinic(HomewardError):
 
 
 class Expired(HomewardError):
+    """Something past its expiry: the API's sentence names the instant in UTC (CONVENTIONS 11),
+    a page's in the facility's local time with its zone (`told_in`), the same instant."""
+
     code, status = "expired", 409
+
+    def __init__(self, what: str, at: datetime, *, aftermath: Aftermath | None = None) -> None:
+        self.what, self.at = what, as_utc(at)
+        super().__init__(self._sentence(f"{self.at:%Y-%m-%d %H:%M} UTC"), aftermath=aftermath)
+
+    def _sentence(self, when: str) -> str:
+        return f"{self.what} expired at {when}."
+
+    def told_in(self, zone: str) -> str:
+        return self._sentence(local_text(self.at, zone))
 
 
 class OutOfOrder(HomewardError):

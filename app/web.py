@@ -47,6 +47,12 @@ def _local_time(context: dict[str, Any], value: datetime | None) -> str:
     return local_time(value, context["request"].app.state.settings.display_timezone)
 
 
+@pass_context
+def _told(context: dict[str, Any], error: HomewardError) -> str:
+    """A refusal's sentence as a page shows it: any instant in it in local time, zone named."""
+    return error.told_in(context["request"].app.state.settings.display_timezone)
+
+
 def number(value: object, decimals: int | None = None) -> str:
     """A quantity as a person reads it: thousands grouped, no stray `.0`
     (150000000.0 → `150,000,000`; 2.50 → `2.5`); `decimals` fixes the places. Anything not
@@ -90,6 +96,7 @@ def parse_local_datetime(text: str, zone: str) -> datetime:
 
 templates.env.filters["local"] = _local_time
 templates.env.filters["number"] = number
+templates.env.filters["told"] = _told
 templates.env.globals["csrf_field"] = csrf_field
 
 

@@ -48,6 +48,7 @@ def make_user(
     username: str | None = None,
     password: str = PASSWORD,
     qualified: bool = True,
+    full_name: str = "Test User",
 ) -> User:
     """A user holding `roles`, qualified (SEC-5) for every duty they can exercise unless not
     `qualified`."""
@@ -56,7 +57,7 @@ def make_user(
         settings,
         actor="test",
         username=username or unique(f"{roles[0].value}-"),
-        full_name="Test User",
+        full_name=full_name,
         password=password,
         roles=roles,
     )

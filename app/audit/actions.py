@@ -74,6 +74,7 @@ class AuditAction(StrEnum):
     SCAN_INVALID_CODE = "scan.invalid_code"
     SCAN_UNKNOWN_CODE = "scan.unknown_code"
     SCAN_VOIDED = "scan.voided_registration"
+    SCAN_STOP_ACKNOWLEDGED = "scan.stop_acknowledged"  # a person read a STOP, set the vessel aside
     SPECIFICATION_CREATED = "specification.created"
     SPECIFICATION_PINNED = "batch.specification_pinned"
     SPECIFICATION_APPROVED = "specification.approved"

@@ -105,7 +105,7 @@ def _checked(session: Session, actor: User, data: BedsideCheck, found: VesselIde
     now = utcnow()
     assert vessel.expires_at is not None
     if vessel.expires_at <= now:
-        raise Expired(f"Dose {vessel.code} expired at {vessel.expires_at:%Y-%m-%d %H:%M} UTC.")
+        raise Expired(f"Dose {vessel.code}", vessel.expires_at)
     return Verified(found=found, release=state, at=now, received=last)
 
 

@@ -142,10 +142,34 @@ async def clear_context(request: Request, session: SessionDep, principal: Scanne
     return store(request, _back_to("/scan"), replace(station, batch_id=None))
 
 
+async def acknowledge_stop(
+    session: SessionDep, principal: Principal, station: Station
+) -> Station | HomewardError:
+    """The station once its STOP is acknowledged, the acknowledgement audited first in a unit
+    of work of its own (who, when, which mismatch); the refusal if that failed, the STOP then
+    kept. A station with no STOP is returned as it is: there is nothing to acknowledge."""
+    if not station.stop:
+        return station
+    done = await pageflow.attempt(
+        session,
+        partial(
+            service.acknowledge_stop,
+            session,
+            actor=principal.user,
+            code=station.stop,
+            batch_id=station.batch_id,
+        ),
+    )
+    return done if isinstance(done, HomewardError) else acknowledged(station)
+
+
 @router.post("/scan/acknowledge")
 async def acknowledge(request: Request, session: SessionDep, principal: Scanner) -> Response:
     """The person has read the STOP and set the vessel aside; the station carries on."""
     principal = await pageflow.signed_in(session, principal)
-    station = acknowledged(load(request, principal.user.id or 0))
+    station = load(request, principal.user.id or 0)
+    after = await acknowledge_stop(session, principal, station)
+    if isinstance(after, HomewardError):
+        return await show_station(request, session, principal, station, refusal=after)
     form = await request.form()
-    return store(request, _back_to(local_path(form.get("next"))), station)
+    return store(request, _back_to(local_path(form.get("next"))), after)

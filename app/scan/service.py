@@ -6,10 +6,12 @@ chain, refused ones as the aftermath of the refusal.
 
 from functools import partial
 
-from sqlmodel import Session
+from sqlalchemy import select
+from sqlmodel import Session, col
 
 from app.audit import service as audit
 from app.audit.actions import AuditAction, EntityType
+from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.batches import service as batches
 from app.batches.service import BatchContext
@@ -244,3 +246,35 @@ def whose(session: Session, raw: str) -> VesselIdentity | None:
     except (InvalidCode, NotFound):
         return None
     return identity_by_code(session, code)
+
+
+def acknowledge_stop(session: Session, *, actor: User, code: str, batch_id: int | None) -> None:
+    """A person acknowledges the STOP the scan of `code` raised against the working context of
+    batch `batch_id`: they have read it and set the vessel aside. Audited in the scanned
+    vessel's patient's chain, beside the mismatch it answers (the last one this person's scan of
+    that vessel raised, by its `seq`), in the caller's transaction."""
+    found = whose(session, code)
+    facts: dict[str, object] = {"code": normalize(code)[:40], "set_aside": True}
+    if batch_id is not None:
+        facts["expected"] = {"batch_id": batch_id, "batch_number": _batch_named(session, batch_id)}
+    if found is not None:
+        facts["mismatch_seq"] = session.execute(
+            select(AuditEvent.seq)
+            .where(
+                AuditEvent.entity_type == EntityType.VESSEL.value,
+                AuditEvent.entity_id == found.vessel.id,
+                AuditEvent.action == AuditAction.SCAN_IDENTITY_MISMATCH.value,
+                AuditEvent.actor_id == actor.id,
+            )
+            .order_by(col(AuditEvent.seq).desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.SCAN_STOP_ACKNOWLEDGED,
+        entity_type=EntityType.VESSEL,
+        entity_id=found.vessel.id if found else None,
+        coi=found.patient.coi if found else None,
+        new=facts,
+    )

@@ -24,9 +24,10 @@ from app.materials import service as materials
 from app.pipeline import Router, SessionDep
 from app.scan import service as scans
 from app.scan import views
+from app.scan.pages import acknowledge_stop
 from app.scan.schemas import ScanResult
 from app.scan.station import Station, Verdict, load, store
-from app.scan.views import acknowledged, after_scan, expectation, verdict_of
+from app.scan.views import after_scan, expectation, verdict_of
 from app.steps import service
 from app.steps.form import MEASUREMENTS, StepForm
 from app.steps.rules import RULES, StepKind
@@ -116,10 +117,13 @@ async def step_submit(request: Request, session: SessionDep, principal: Operator
     kind = _kind(posted.get("kind"))
     station = load(request, principal.user.id or 0)
     action = str(posted.get("action") or "scan")
-    if action == "ack":
-        station = acknowledged(station)
     form = StepForm.parse(kind, posted) if kind else None
-    if form is None or action == "ack":
+    if action == "ack":
+        after = await acknowledge_stop(session, principal, station)
+        if isinstance(after, HomewardError):
+            return await _show_form(request, session, principal, station, form, refusal=after)
+        return await _show_form(request, session, principal, after, form)
+    if form is None:
         return await _show_form(request, session, principal, station, form)
     if station.stop or station.batch_id is None:
         return await _show_form(request, session, principal, station, form)

@@ -67,17 +67,22 @@ def browser() -> Iterator[object]:
             launched.close()
 
 
-@pytest.fixture
-def page(browser, request: pytest.FixtureRequest):
-    """A fresh browser context (no cookies) with a desktop viewport; CSP violations and page
-    errors are collected in `page.problems` so a test can assert there are none."""
-    context = browser.new_context(viewport=DESKTOP)
+def watched_page(context):
+    """A new page of a browser context whose CSP violations and script errors are collected
+    in `page.problems`, so a test can assert there are none."""
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.problems = problems
-    yield page
+    return page
+
+
+@pytest.fixture
+def page(browser, request: pytest.FixtureRequest):
+    """A fresh browser context (no cookies) with a desktop viewport (`watched_page`)."""
+    context = browser.new_context(viewport=DESKTOP)
+    yield watched_page(context)
     context.close()
 
 

@@ -6,7 +6,7 @@ done by keyboard alone with a witness. Screenshots go to test-artifacts/screensh
 from datetime import date
 
 from app.auth.permissions import Role
-from tests.browser.conftest import DESKTOP, PHONE, screenshot
+from tests.browser.conftest import DESKTOP, PHONE, screenshot, watched_page
 from tests.browser.test_pages_in_chromium import _sign_in_by_keyboard
 from tests.helpers import PASSWORD, make_user
 
@@ -27,12 +27,7 @@ def _every_input_labelled(page) -> None:
 
 def _phone(browser):
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.problems = problems
-    return context, page
+    return context, watched_page(context)
 
 
 def _at_clinic(api, *, birth_date: str):

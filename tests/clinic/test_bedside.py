@@ -17,6 +17,7 @@ from app.audit.chain import GLOBAL_SCOPE
 from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.auth.permissions import Role
+from app.clinic import bedside
 from app.clinic.models import Infusion
 from app.identity.mod37 import ALPHABET, check_character
 from app.patients.models import Patient
@@ -522,15 +523,23 @@ def test_cln3_a_dose_moved_after_its_receipt_is_no_longer_at_the_clinic(api):
 
 # -- the order of the checks, and expiry ---------------------------------------------------------
 
-SHELF_LIFE = timedelta(seconds=6)  # long enough to build, release, dispatch and infuse
+# Far longer than any set-up under any load: expiry is reached by moving the bedside's clock.
+SHELF_LIFE = timedelta(hours=2)
 
 
-def test_coi6_the_checks_run_in_order_and_an_expired_dose_is_refused(api):
-    """Three doses expiring within seconds: one infused, one at the clinic, one in transit. Once
-    expired, each answers its first failing check, the same through verification and the
-    infusion record; a hold on the batch then answers `not_released` for all, and another
-    patient's wristband `identity_mismatch` before anything else."""
-    expiry = datetime.now(UTC) + SHELF_LIFE
+def bedside_clock(monkeypatch: pytest.MonkeyPatch, moment: datetime) -> None:
+    """The bedside check's clock (`app.clinic.bedside.utcnow`) stopped at `moment`, so expiry is
+    decided at a chosen instant, never by how long the set-up happened to take."""
+    monkeypatch.setattr(bedside, "utcnow", lambda: moment)
+
+
+def test_coi6_the_checks_run_in_order_and_an_expired_dose_is_refused(api, monkeypatch):
+    """Three doses of one expiry: one infused, one at the clinic, one in transit. Up to the last
+    instant before the expiry the dose at the clinic passes; from the expiry on, each answers its
+    first failing check, the same through verification and the infusion record; a hold on the
+    batch then answers `not_released` for all, and another patient's wristband
+    `identity_mismatch` before anything else."""
+    expiry = (datetime.now(UTC) + SHELF_LIFE).replace(second=0, microsecond=0)
     batch, codes = formulate(api, expiry, expiry, expiry)
     infused, at_clinic, in_transit = codes
     release(api, batch["id"])
@@ -539,9 +548,9 @@ def test_coi6_the_checks_run_in_order_and_an_expired_dose_is_refused(api):
     who, stranger = patient(api, batch), api.patient()
     witness, _ = clinician(api)
     ok(infuse(api, check(who, infused), witness), 201)
+    bedside_clock(monkeypatch, expiry - timedelta(microseconds=1))
     assert ok(verify(api, check(who, at_clinic)))["ok"]
-    assert datetime.now(UTC) < expiry, "the set-up outlasted the doses' shelf life"
-    time.sleep((expiry - datetime.now(UTC)).total_seconds() + 0.2)
+    bedside_clock(monkeypatch, expiry)  # expired at its expiry, not a moment later
 
     def answers(body: dict[str, Any], status: int, code: str) -> None:
         theirs = stranger["coi"] if body["wristband_mrn"] == stranger["mrn"] else None
@@ -565,7 +574,9 @@ def test_coi6_the_checks_run_in_order_and_an_expired_dose_is_refused(api):
     answers(check(who, infused), 409, "already_infused")  # expired, and no longer received
     for code in codes:
         answers(check(stranger, code), 409, "identity_mismatch")
-    assert "expired at" in error(verify(api, check(who, at_clinic)), 409, "expired")
+    # The API's sentence names the instant in UTC (CONVENTIONS 11); the page's, in local time.
+    told = error(verify(api, check(who, at_clinic)), 409, "expired")
+    assert told == f"Dose {at_clinic} expired at {expiry:%Y-%m-%d %H:%M} UTC."
 
     open_deviation(api, batch["id"])  # the batch on hold: nothing of it is supplied
     for code in codes:

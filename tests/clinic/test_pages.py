@@ -3,10 +3,19 @@ patient's name and birth date to compare, stops a wrong patient on a full-width 
 the form; doses received by scanning; the patient page plans and reschedules infusions."""
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from app.audit.actions import AuditAction
 from app.auth.permissions import Role
-from tests.helpers import PASSWORD, audit_events, make_user
+from tests.clinic.test_bedside import (
+    bedside_clock,
+    check,
+    formulate,
+    patient,
+    release,
+    to_clinic,
+)
+from tests.helpers import PASSWORD, audit_events, error, make_user
 from tests.test_pages import _page_login, submit
 
 
@@ -96,6 +105,31 @@ def test_coi6_a_wrong_patient_is_a_stop_panel_and_the_bedside_form_stays(api, db
     )
     assert unreadable.status_code == 422 and "four digits" in unreadable.text
     assert 'class="stop"' not in unreadable.text
+
+
+def test_coi6_an_expired_dose_is_refused_at_the_bedside_with_its_expiry_in_local_time(
+    api, monkeypatch
+):
+    """The bedside page shows the refusal's expiry as every page shows a time, local with its
+    zone named (CONVENTIONS 11), where the API's sentence names it in UTC: one instant, read
+    unambiguously both ways. Expiry is reached by moving the bedside's clock, not by waiting."""
+    expiry = datetime(2030, 7, 1, 20, 45, tzinfo=UTC)  # 22:45 in Rome, summer time (CEST)
+    batch, (dose,) = formulate(api, expiry)
+    release(api, batch["id"])
+    to_clinic(api, dose)
+    who = patient(api, batch)
+    bedside_clock(monkeypatch, expiry + timedelta(minutes=5))
+    _page_login(api, Role.CLINICIAN)
+    year, month, day = who["birth_date"].split("-")
+    form = {"wristband_mrn": who["mrn"], "birth_date": f"{day}/{month}/{year}", "dose_code": dose}
+    page = submit(api, "/bedside/verify", data=form)
+    assert page.status_code == 409 and "Do not use: this dose has expired" in page.text
+    assert api.settings.display_timezone == "Europe/Rome"
+    assert f"Dose {dose} expired at 2030-07-01 22:45 CEST." in page.text
+    assert "UTC" not in page.text.split('role="alert"', 1)[1].split("</div>", 1)[0]
+    assert 'id="wristband_mrn"' in page.text  # the form again, for the next attempt
+    told = error(api.post(Role.CLINICIAN, "/infusions/verify", check(who, dose)), 409, "expired")
+    assert told == f"Dose {dose} expired at 2030-07-01 20:45 UTC."
 
 
 def test_cln2_the_patient_page_plans_and_reschedules_infusions_in_local_time(api, db):

@@ -11,9 +11,11 @@ import time
 import httpx
 
 from app.audit.service import verify_chain
+from app.auth.models import User
 from app.auth.permissions import Role
 from app.db import session_factory_for
-from tests.helpers import Api, audit_events
+from app.scan import service as scans
+from tests.helpers import Api, audit_events, race
 from tests.server import running_server
 
 SCANNERS = 64
@@ -59,4 +61,34 @@ def test_perf_rel_64_concurrent_scans_of_one_patients_vessels_all_complete_and_c
     assert elapsed < BOUND_S, f"64 scans took {elapsed:.1f} s"
     with factory() as session:
         assert len(audit_events(session, "scan.ok")) == SCANNERS
+        assert verify_chain(session).ok
+
+
+def test_coi5_two_acknowledgements_of_one_stop_at_once_both_commit_beside_the_mismatch(
+    committed_engine, settings
+):
+    """Two tabs of one station acknowledging the same STOP at once (the cookie is each tab's
+    copy): each acknowledgement is its own committed event naming the mismatch it answers, in
+    the scanned vessel's patient's chain, and the chain still verifies."""
+    factory = session_factory_for(committed_engine)
+    with factory() as session, running_server(committed_engine, settings) as base_url:
+        with httpx.Client(base_url=base_url, timeout=20) as http:
+            api = Api(http, session, settings)  # type: ignore[arg-type]  # as TestClient
+            mine, other = api.batch(), api.batch()
+            body = {"code": other["tube_code"], "expect": {"batch_id": mine["id"]}}
+            assert api.post(Role.TECHNICIAN, "/scan", body).status_code == 409
+        (mismatch,) = audit_events(session, "scan.identity_mismatch")
+        tech = session.get(User, mismatch.actor_id)
+        assert tech is not None
+        session.expunge(tech)
+
+    def acknowledge(session) -> int:
+        scans.acknowledge_stop(session, actor=tech, code=other["tube_code"], batch_id=mine["id"])
+        return 1
+
+    assert race(factory, acknowledge) == [1, 1]
+    with factory() as session:
+        events = audit_events(session, "scan.stop_acknowledged")
+        assert [e.scope for e in events] == [other["coi"]] * 2
+        assert all(f'"mismatch_seq":{mismatch.seq}' in (e.new_values or "") for e in events)
         assert verify_chain(session).ok

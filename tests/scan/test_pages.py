@@ -3,6 +3,8 @@ shown above the code box, every scan checked against it (COI-5), "found" neutral
 when something was checked and held, unusable vessels flagged, a STOP that names both
 identities and must be acknowledged, refusals inside the station, the last ten scans."""
 
+import json
+
 import pytest
 
 from app.audit.actions import AuditAction
@@ -102,6 +104,36 @@ def test_coi5_another_patients_vessel_is_a_stop_naming_both_identities_until_ack
     assert 'id="code"' in page.text and "autofocus" in page.text
     assert "ROSSI, Anna" in page.text  # the context stays
     assert "acknowledged, set aside" in page.text
+
+
+def test_coi5_the_acknowledgement_of_a_stop_is_audited_beside_its_mismatch(api, tech, db):
+    """Who acknowledged which mismatch, and when: one event in the scanned vessel's patient's
+    chain naming the vessel, the working context and the mismatch event it answers; an
+    acknowledgement with no STOP on the station records nothing."""
+    mine = api.batch()
+    other = api.batch(api.patient(family_name="Bianchi", given_name="Carla")["id"])
+    _set_context(api, mine["batch_number"])
+    assert submit(api, "/scan/acknowledge", {}, follow_redirects=True).status_code == 200
+    assert audit_events(db, AuditAction.SCAN_STOP_ACKNOWLEDGED) == []
+    assert _scan(api, other["tube_code"]).status_code == 409
+    (mismatch,) = audit_events(db, AuditAction.SCAN_IDENTITY_MISMATCH)
+    page = submit(api, "/scan/acknowledge", {}, follow_redirects=True)
+    assert page.status_code == 200 and "acknowledged, set aside" in page.text
+    (event,) = audit_events(db, AuditAction.SCAN_STOP_ACKNOWLEDGED)
+    assert event.actor_id == tech.id and event.actor == tech.username
+    assert event.scope == other["coi"] == mismatch.scope
+    assert event.entity_type == "vessel" and event.entity_id == mismatch.entity_id
+    assert event.seq > mismatch.seq and event.occurred_at >= mismatch.occurred_at
+    facts = json.loads(event.new_values)
+    assert facts == {
+        "code": other["tube_code"],
+        "set_aside": True,
+        "expected": {"batch_id": mine["id"], "batch_number": mine["batch_number"]},
+        "mismatch_seq": mismatch.seq,
+    }
+    # Acknowledged once: a second POST (a double Enter) finds no STOP and records nothing more.
+    submit(api, "/scan/acknowledge", {}, follow_redirects=True)
+    assert len(audit_events(db, AuditAction.SCAN_STOP_ACKNOWLEDGED)) == 1
 
 
 def test_coi5_consumed_vessels_and_unreceived_tubes_are_not_usable(api, tech):

@@ -97,6 +97,10 @@ def test_coi5_another_patients_input_is_stopped_and_the_form_survives_the_acknow
     page = _round(api, "isolation", _state(page.text), action="ack")
     assert page.status_code == 200 and 'id="scan"' in page.text and "keep me" in page.text
     assert ("input", other["tube_code"]) not in _state(page.text)
+    (mismatch,) = audit_events(db, AuditAction.SCAN_IDENTITY_MISMATCH)
+    (acknowledged,) = audit_events(db, AuditAction.SCAN_STOP_ACKNOWLEDGED)
+    assert acknowledged.scope == other["coi"] and mismatch.seq < acknowledged.seq
+    assert f'"mismatch_seq":{mismatch.seq}' in acknowledged.new_values.replace(" ", "")
 
 
 def test_coi5_an_unusable_input_is_flagged_and_not_kept(api):
@@ -157,7 +161,7 @@ def test_a_dose_is_declared_with_its_expiry_in_local_time(api, db):
     )
     assert recorded.status_code == 303, recorded.text
     shown = api.client.get(recorded.headers["location"])
-    assert "150 000 000 cells" in shown.text and "50.0 mL" in shown.text
+    assert "150,000,000 cells · 50 mL" in shown.text  # the `number` filter (ADR 0027)
 
 
 def test_without_a_working_context_the_page_asks_for_one(api):
