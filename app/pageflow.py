@@ -9,11 +9,12 @@ another that only reads (`read`). The refusal is never caught inside the act's t
 nothing the act flushed before it was refused can be committed.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
 from sqlmodel import Session
+from starlette.responses import RedirectResponse, Response
 
 from app.auth.service import Principal
 from app.errors import HomewardError, NotAuthenticated
@@ -47,3 +48,16 @@ async def signed_in(session: Session, principal: object) -> Principal:
         assert isinstance(principal, Principal)
         return principal
     return await read(session, resolve)
+
+
+async def act_then_go(
+    session: Session,
+    act: Callable[[], str],
+    shown: Callable[[HomewardError], Awaitable[Response]],
+) -> Response:
+    """`act` in its unit of work, then a 303 to the address it returns (post, redirect, get);
+    refused, the page `shown` renders with the refusal, fresh read state beside it."""
+    outcome = await attempt(session, act)
+    if isinstance(outcome, HomewardError):
+        return await shown(outcome)
+    return RedirectResponse(outcome, status_code=303)
