@@ -189,3 +189,17 @@ def test_coi1_qa_voids_a_biopsy_with_its_reason_and_not_one_with_a_live_batch(ap
     assert voided.status_code == 200 and "VOIDED — tube" in voided.text
     assert "Void registration" not in voided.text
     assert len(audit_events(db, AuditAction.BIOPSY_VOIDED)) == 1
+
+
+def test_coi4_a_biopsy_rejected_at_receipt_says_so_and_offers_no_batch(api, db):
+    biopsy = api.biopsy()
+    _page_login(api, Role.TECHNICIAN)
+    found = api.client.get("/biopsies/receive", params={"scanned_code": biopsy["tube_code"]})
+    assert 'value="accept"' in found.text and 'value="reject"' in found.text
+    data = _receipt(biopsy, accepted="reject", note="Tube leaked in transport")
+    rejected = submit(api, f"/biopsies/{biopsy['id']}/receipt", data=data)
+    assert rejected.status_code == 200 and "REJECTED AT RECEIPT" in rejected.text
+    assert "Register batch" not in rejected.text
+    assert db.get(Biopsy, biopsy["id"]).receipt_note == "Tube leaked in transport"
+    again = api.client.get("/biopsies/receive", params={"scanned_code": biopsy["tube_code"]})
+    assert "NOT RECEIVABLE" in again.text and 'id="temperature_c"' not in again.text
