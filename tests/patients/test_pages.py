@@ -139,3 +139,21 @@ def test_coi1_a_patient_with_a_live_biopsy_is_not_voided_and_the_page_says_why(a
     assert f"still has biopsy {biopsy['din']}" in refused.text
     assert "Not possible in the record" in refused.text and "REGISTERED — COI" in refused.text
     assert audit_events(db, AuditAction.PATIENT_VOIDED) == []
+
+
+@pytest.mark.parametrize(
+    ("role", "shown", "hidden"),
+    [
+        (Role.CLINICIAN, ['href="/patients"', 'href="/patients/new"'], ['"/biopsies/receive"']),
+        (Role.TECHNICIAN, ['href="/patients"', 'href="/biopsies/receive"'], ['"/patients/new"']),
+        (Role.ADMIN, [], ['"/patients"', '"/patients/new"', '"/biopsies/receive"']),
+    ],
+)
+def test_sec_home_and_header_offer_the_intake_pages_by_role(api, role, shown, hidden):
+    _page_login(api, role)
+    home = api.client.get("/")
+    assert home.status_code == 200
+    for link in shown:
+        assert link in home.text, (role, link)
+    for link in hidden:
+        assert link not in home.text, (role, link)
