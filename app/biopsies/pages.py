@@ -52,6 +52,14 @@ BADGES: dict[BiopsyStatus, tuple[str, str]] = {
     BiopsyStatus.VOIDED: ("ended", "Voided registration"),
 }
 
+# What the biopsy's page says first, and the tone of that panel (words first, colour second).
+HEADLINES: dict[BiopsyStatus, tuple[str, str]] = {
+    BiopsyStatus.COLLECTED: ("ok", "REGISTERED"),
+    BiopsyStatus.RECEIVED: ("ok", "RECEIVED"),
+    BiopsyStatus.REJECTED: ("bad", "REJECTED AT RECEIPT"),
+    BiopsyStatus.VOIDED: ("bad", "VOIDED"),
+}
+
 # The receipt form's choice, as the API's boolean.
 DECISIONS = {"accept": True, "reject": False}
 
@@ -63,6 +71,7 @@ def _found(session: Session, biopsy_id: int) -> dict[str, Any]:
         "biopsy": shown,
         "patient": patients.public(patient),
         "badge": BADGES[shown.status],
+        "headline": HEADLINES[shown.status],
         "tube_id": tube.id,
     }
 

@@ -203,3 +203,20 @@ def test_coi4_a_biopsy_rejected_at_receipt_says_so_and_offers_no_batch(api, db):
     assert db.get(Biopsy, biopsy["id"]).receipt_note == "Tube leaked in transport"
     again = api.client.get("/biopsies/receive", params={"scanned_code": biopsy["tube_code"]})
     assert "NOT RECEIVABLE" in again.text and 'id="temperature_c"' not in again.text
+
+
+def test_lbl5_the_tube_label_goes_to_a_chosen_network_printer_as_a_logged_print_job(api, db):
+    printer = api.post(Role.ADMIN, "/printers", {"name": "Clinic desk", "host": "10.0.0.9"})
+    assert printer.status_code == 201, printer.text
+    biopsy = api.biopsy()
+    _page_login(api, Role.CLINICIAN)
+    page = api.client.get(f"/biopsies/{biopsy['id']}")
+    assert "Clinic desk (ZPL, 203 dpi)" in page.text
+    sent = submit(
+        api,
+        f"/biopsies/{biopsy['id']}/print",
+        data={"printer_id": str(printer.json()["id"]), "reason": ""},
+    )
+    assert sent.status_code == 200 and "LABEL SENT" in sent.text
+    assert "on Clinic desk" in sent.text  # the print is listed with its printer and job
+    assert len(audit_events(db, AuditAction.LABEL_PRINTED)) == 1
