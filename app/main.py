@@ -25,6 +25,7 @@ from app.auth.pages import router as auth_pages
 from app.batches.api import router as batches_router
 from app.batches.pages import router as batch_pages
 from app.biopsies.api import router as biopsies_router
+from app.biopsies.pages import router as biopsy_pages
 from app.clinic.api import router as clinic_router
 from app.clinic.pages import router as clinic_pages
 from app.config import Settings, get_settings
@@ -42,6 +43,7 @@ from app.notifications.api import router as notifications_router
 from app.notifications.service import Worker
 from app.oos_supply.api import router as oos_supply_router
 from app.patients.api import router as patients_router
+from app.patients.pages import router as patient_pages
 from app.pipeline import settle_deferred
 from app.qc.api import router as qc_router
 from app.qc.pages import router as qc_pages
@@ -103,6 +105,8 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     admin_pages,
     printer_pages,
     audit_pages,
+    patient_pages,
+    biopsy_pages,
 )
 
 _HTTP_CODES = {

@@ -14,6 +14,7 @@ from functools import partial
 from typing import TypeVar
 
 from sqlmodel import Session
+from starlette.responses import RedirectResponse, Response
 
 from app.auth.service import Principal
 from app.errors import HomewardError, NotAuthenticated
@@ -63,3 +64,15 @@ async def act_or_show(
     if isinstance(outcome, HomewardError):
         return await show(outcome)
     return done(outcome)
+
+
+async def act_then_go(
+    session: Session,
+    act: Callable[[], str],
+    shown: Callable[[HomewardError], Awaitable[Response]],
+) -> Response:
+    """`act_or_show` whose act returns the address to go to: a 303 there (post, redirect, get);
+    refused, the page `shown` renders with the refusal, fresh read state beside it."""
+    return await act_or_show(
+        session, act, done=lambda url: RedirectResponse(url, status_code=303), show=shown
+    )

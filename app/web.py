@@ -82,6 +82,18 @@ def form_model(schema: type[Schema], **fields: object) -> Schema:
         raise InvalidRequest(f"Check the {where}: {problem['msg']}.") from exc
 
 
+def typed_number(text: str, what: str) -> float | None:
+    """A number typed on a page, a decimal comma accepted (6,5); None when left empty, a
+    refusal in plain words when it is not a number."""
+    typed = text.strip().replace(",", ".")
+    if not typed:
+        return None
+    try:
+        return float(typed)
+    except ValueError as exc:
+        raise InvalidRequest(f"The {what} {text!r} is not a number.") from exc
+
+
 def parse_local_datetime(text: str, zone: str) -> datetime:
     """A date and time typed on a page (`2026-03-14T09:30`, as a datetime-local box sends it)
     read in the facility's zone, as an aware instant; a refusal in plain words otherwise."""
@@ -92,6 +104,11 @@ def parse_local_datetime(text: str, zone: str) -> datetime:
             f"{text!r} is not a date and time; type it as 2026-03-14 09:30."
         ) from exc
     return typed if typed.tzinfo else typed.replace(tzinfo=ZoneInfo(zone))
+
+
+def local_input(value: datetime, zone: str) -> str:
+    """An instant as a `datetime-local` box shows it, in the facility's zone (2026-03-14T09:30)."""
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
 
 
 templates.env.filters["local"] = _local_time

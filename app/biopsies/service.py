@@ -23,6 +23,7 @@ from app.patients import service as patients
 from app.patients.models import Patient
 from app.vessels import service as vessels
 from app.vessels.models import Vessel
+from app.vessels.repository import identity_by_code
 from app.vessels.states import VESSEL_LIFECYCLE, VesselKind, VesselStatus
 
 
@@ -73,6 +74,38 @@ def get(session: Session, biopsy_id: int, *, lock: bool = False) -> tuple[Biopsy
     if row is None:
         raise NotFound(f"No biopsy has id {biopsy_id}.")
     return row[0], row[1], row[2]
+
+
+def of_patient(session: Session, patient_id: int) -> list[tuple[Biopsy, Vessel]]:
+    """The patient's biopsies with their tubes, newest first (voided ones included)."""
+    query = (
+        select(Biopsy, Vessel)
+        .join(
+            Vessel, (col(Vessel.biopsy_id) == Biopsy.id) & (Vessel.kind == VesselKind.BIOPSY_TUBE)
+        )
+        .where(Biopsy.patient_id == patient_id)
+        .order_by(col(Biopsy.id).desc())
+    )
+    return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def scanned_tube(session: Session, raw: str) -> tuple[Biopsy, Patient, Vessel]:
+    """The biopsy whose tube label was scanned: the code is parsed (format and check character)
+    before any lookup (COI-4), as the scan does; a code of no vessel, or of a vessel that is not
+    a biopsy tube, is refused in words. Reads only: the receipt itself checks the tube again."""
+    code = parse_vessel_code(raw).value
+    found = identity_by_code(session, code)
+    if found is None:
+        raise NotFound(
+            f"No vessel has code {code}. The label may belong to another site or a voided record."
+        )
+    if VesselKind(found.vessel.kind) is not VesselKind.BIOPSY_TUBE:
+        where = f"batch {found.batch.batch_number}" if found.batch else f"biopsy {found.biopsy.din}"
+        raise InvalidRequest(
+            f"{code} is a {VesselKind(found.vessel.kind).value.replace('_', ' ')} of {where}, "
+            "not a biopsy tube: scan the label on the biopsy tube."
+        )
+    return found.biopsy, found.patient, found.vessel
 
 
 def register(

@@ -23,7 +23,6 @@ from app.clinic.schemas import (
 )
 from app.clock import utcnow
 from app.config import Settings, SettingsDep
-from app.errors import InvalidRequest
 from app.patients import service as patients
 from app.pipeline import Router, SessionDep
 from app.release import service as release
@@ -39,6 +38,7 @@ from app.web import (
     refusals_shown_on,
     render,
     templates,
+    typed_number,
 )
 
 router = Router(include_in_schema=False)
@@ -62,16 +62,6 @@ Infuser = Annotated[
 
 Field = Annotated[str, Form(max_length=256)]
 Text = Annotated[str, Form(max_length=4000)]
-
-
-def _number(text: str, what: str) -> float | None:
-    typed = text.strip().replace(",", ".")
-    if not typed:
-        return None
-    try:
-        return float(typed)
-    except ValueError as exc:
-        raise InvalidRequest(f"The {what} {text!r} is not a number.") from exc
 
 
 @router.get("/clinic", response_class=HTMLResponse)
@@ -187,7 +177,7 @@ def receive(
         CustodyCreate,
         event=CustodyKind.RECEIVED,
         location=location.strip(),
-        temperature_c=_number(temperature_c, "temperature"),
+        temperature_c=typed_number(temperature_c, "temperature"),
     )
     event = storage.record_custody(
         session, settings, principal=principal, code=dose_code, data=data
@@ -261,7 +251,7 @@ def bedside_infuse(
         administered_at=utcnow(),
         witness_username=witness_username,
         witness_password=witness_password,
-        volume_ml=_number(volume_ml, "volume"),
+        volume_ml=typed_number(volume_ml, "volume"),
         observations=observations.strip() or None,
         adverse_reactions=adverse_reactions.strip() or None,
     )

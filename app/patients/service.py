@@ -1,6 +1,6 @@
 """Patient registration and voiding. The COI is assigned here, once, and never edited (COI-1)."""
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
 from app import voiding
@@ -94,6 +94,24 @@ def find(session: Session, *, mrn: str | None = None, limit: int = 100) -> list[
     query = select(Patient).order_by(col(Patient.id).desc()).limit(limit)
     if mrn is not None:
         query = query.where(Patient.mrn_key == mrn_key(mrn))
+    return list(session.execute(query).scalars())
+
+
+def search(session: Session, text: str, *, limit: int = 50) -> list[Patient]:
+    """Patients whose MRN is `text` (in any case) or whose family or given name contains it,
+    newest first (voided registrations included, to be seen as such)."""
+    typed = text.strip()
+    if not typed:
+        return find(session, limit=limit)
+    pattern = (
+        "%" + typed.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    )
+    named = or_(
+        func.lower(Patient.family_name).like(pattern, escape="\\"),
+        func.lower(Patient.given_name).like(pattern, escape="\\"),
+        Patient.mrn_key == mrn_key(typed),
+    )
+    query = select(Patient).where(named).order_by(col(Patient.id).desc()).limit(limit)
     return list(session.execute(query).scalars())
 
 
