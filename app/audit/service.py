@@ -6,6 +6,7 @@ import io
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -60,6 +61,28 @@ _PENDING = "homeward_pending_audit_events"
 HASHED_FIELDS = ROW_COLUMNS[2:]  # everything an event's hash covers (after seq and hash)
 
 
+@dataclass(slots=True)
+class PendingEvent:
+    """An event recorded in a transaction and appended to its chain at the commit, which sets
+    its `seq`, `prev_hash` and `hash`. A plain object, not an ORM row: it is never added to the
+    session (the append is a Core INSERT), and building a SQLModel row validated every field
+    on the hot path of every write."""
+
+    scope: str
+    occurred_at: datetime
+    actor_id: int | None
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: int | None
+    old_values: str | None
+    new_values: str | None
+    reason: str | None
+    prev_hash: str = ""
+    hash: str = ""
+    seq: int | None = None
+
+
 def record(
     session: Session,
     *,
@@ -71,7 +94,7 @@ def record(
     old: dict[str, Any] | None = None,
     new: dict[str, Any] | None = None,
     reason: str | None = None,
-) -> AuditEvent:
+) -> PendingEvent:
     """Add one event to the chain of `coi` (or, for `coi=None`, the global chain of records of
     no patient) in the current transaction. There is no default: every caller names its chain,
     so a patient's event can never land where the patient's own trail cannot see it.
@@ -102,7 +125,7 @@ def _append_pending(session: OrmSession) -> None:
     """Append the transaction's events, and the snapshots of the rows it wrote, to their chains
     and move each chain's head: the transaction's last statements (ADR 0014, ADR 0018)."""
     session.flush()  # the rows written since the last flush are snapshotted too
-    pending: list[AuditEvent] = session.info.pop(_PENDING, [])
+    pending: list[PendingEvent] = session.info.pop(_PENDING, [])
     pending[:0] = _snapshot_events(session, pending)
     if not pending:
         return
@@ -139,7 +162,7 @@ def _append_pending(session: OrmSession) -> None:
     )
 
 
-def _snapshot_events(session: OrmSession, pending: list[AuditEvent]) -> list[AuditEvent]:
+def _snapshot_events(session: OrmSession, pending: list[PendingEvent]) -> list[PendingEvent]:
     """One `records.written` event per chain holding the state of every tracked row the
     transaction wrote (AUD-7), by the actor of the transaction's first event in that chain."""
     written = records.take_written(session)
@@ -167,9 +190,9 @@ def _new_event(
     old: dict[str, Any] | None,
     new: dict[str, Any] | None,
     reason: str | None,
-) -> AuditEvent:
+) -> PendingEvent:
     """An event not yet in its chain: its seq, prev_hash and hash are set by the append."""
-    return AuditEvent(
+    return PendingEvent(
         scope=scope,
         prev_hash="",
         hash="",
