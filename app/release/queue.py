@@ -21,6 +21,7 @@ from app.qc.models import QcResult
 from app.signatures import service as signatures
 from app.signatures.schemas import SignedRecord
 from app.specifications import service as specifications
+from app.specifications.models import SpecificationTest
 
 AWAITING = frozenset(
     {BatchStatus.QUARANTINE, BatchStatus.CONDITIONALLY_RELEASED, BatchStatus.ON_HOLD}
@@ -40,7 +41,10 @@ class AwaitingReview:
     result_id: int
     batch_id: int
     batch_number: str
-    test: str
+    test: str  # the specification's name of the test
+    value: float | str  # as entered, in `unit`
+    unit: str | None
+    limit: str
     outcome: str
     entered_by: str
 
@@ -69,7 +73,7 @@ def qa_queue(session: Session, settings: Settings) -> Queue:
         by_batch[result.batch_id].append(result)
     current = {batch_id: qc.current(rows) for batch_id, rows in by_batch.items()}
     queued = []
-    critical: list[QcResult] = []
+    critical: list[tuple[QcResult, SpecificationTest]] = []
     for context in contexts:
         batch_id = context.batch.id or 0
         spec_tests = tests[context.batch.specification_id or current_spec]
@@ -83,10 +87,11 @@ def qa_queue(session: Session, settings: Settings) -> Queue:
                 failed=outcomes.count(Outcome.FAIL.value),
             )
         )
-        critical_tests = {t.test for t in spec_tests if t.critical}
-        critical += [r for r in in_force.values() if r.test in critical_tests]
-    reviewed = signatures.of_records(session, SignedRecord.QC_RESULT, [r.id or 0 for r in critical])
-    people = auth.usernames(session, [r.entered_by for r in critical])
+        critical += [(in_force[t.test], t) for t in spec_tests if t.critical and t.test in in_force]
+    reviewed = signatures.of_records(
+        session, SignedRecord.QC_RESULT, [r.id or 0 for r, _ in critical]
+    )
+    people = auth.usernames(session, [r.entered_by for r, _ in critical])
     numbers = {c.batch.id: c.batch.batch_number for c in contexts}
     return Queue(
         batches=queued,
@@ -96,11 +101,14 @@ def qa_queue(session: Session, settings: Settings) -> Queue:
                 result_id=r.id or 0,
                 batch_id=r.batch_id,
                 batch_number=numbers[r.batch_id],
-                test=r.test,
+                test=t.name,
+                value=r.value_text if r.value_text is not None else r.value_number or 0.0,
+                unit=r.unit,
+                limit=specifications.limit_text(t),
                 outcome=r.outcome,
                 entered_by=people[r.entered_by],
             )
-            for r in critical
+            for r, t in critical
             if not reviewed[r.id or 0]
         ],
         audit_reviews=audit_review.pending(session, settings),
