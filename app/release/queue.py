@@ -55,6 +55,7 @@ class Queue:
     deviations: list[DeviationPublic]
     reviews: list[AwaitingReview]
     audit_reviews: PendingPublic  # periods of the audit trail not yet reviewed (AUD-8)
+    people: auth.People  # full names of everyone the queue names (display only)
 
 
 def qa_queue(session: Session, settings: Settings) -> Queue:
@@ -91,25 +92,32 @@ def qa_queue(session: Session, settings: Settings) -> Queue:
     reviewed = signatures.of_records(
         session, SignedRecord.QC_RESULT, [r.id or 0 for r, _ in critical]
     )
-    people = auth.usernames(session, [r.entered_by for r, _ in critical])
     numbers = {c.batch.id: c.batch.batch_number for c in contexts}
+    open_deviations = deviations.find(session, unresolved_only=True)
+    people = auth.people(
+        session,
+        ids=[r.entered_by for r, _ in critical],
+        usernames=[d.opened_by for d in open_deviations],
+    )
+    reviews = [
+        AwaitingReview(
+            result_id=r.id or 0,
+            batch_id=r.batch_id,
+            batch_number=numbers[r.batch_id],
+            test=t.name,
+            value=r.value_text if r.value_text is not None else r.value_number or 0.0,
+            unit=r.unit,
+            limit=specifications.limit_text(t),
+            outcome=r.outcome,
+            entered_by=people.by_id[r.entered_by].username,
+        )
+        for r, t in critical
+        if not reviewed[r.id or 0]
+    ]
     return Queue(
         batches=queued,
-        deviations=deviations.find(session, unresolved_only=True),
-        reviews=[
-            AwaitingReview(
-                result_id=r.id or 0,
-                batch_id=r.batch_id,
-                batch_number=numbers[r.batch_id],
-                test=t.name,
-                value=r.value_text if r.value_text is not None else r.value_number or 0.0,
-                unit=r.unit,
-                limit=specifications.limit_text(t),
-                outcome=r.outcome,
-                entered_by=people[r.entered_by],
-            )
-            for r, t in critical
-            if not reviewed[r.id or 0]
-        ],
+        deviations=open_deviations,
+        reviews=reviews,
         audit_reviews=audit_review.pending(session, settings),
+        people=people,
     )

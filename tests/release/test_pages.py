@@ -135,3 +135,20 @@ def test_rel6_a_queued_review_reads_the_test_name_the_value_its_limit_and_outcom
     assert "not reviewed by a second person: Viability, Viable cells per dose" in gate
     assert "viable_cells_per_dose" not in queue.text and "mtdna_heteroplasmy" not in queue.text
     assert f'class="code">{batch["batch_number"]}</a></td>' in reviews
+
+
+def test_rel6_the_queue_names_who_entered_a_result_and_opened_a_deviation_by_full_name(api, db):
+    """Issue 12 (lab day): the queue reads people as the release does, by full name (username
+    in smaller text)."""
+    batch, _ = api.formulated(doses=1)
+    author = make_user(db, api.settings, roles=[Role.TECHNICIAN], full_name="Tess Technician")
+    entered = api.client.post(
+        f"/api/v1/batches/{batch['id']}/qc-results",
+        json={"test": "sterility", "value": "no growth"},
+        headers=api.headers_for(author),
+    )
+    assert entered.status_code == 201, entered.text
+    _page_login(api, Role.QA)
+    reviews = api.client.get("/qa").text.split('id="reviews"', 1)[1]
+    assert '<span class="person">Tess Technician</span>' in reviews
+    assert f'<small class="muted username">{author.username}</small>' in reviews
