@@ -188,10 +188,12 @@ class Moment:
     note: str = ""  # how `who` took part when it is not the act itself ("recorded by")
 
 
-def record_people(session: Session, context: BatchContext, found: dict[str, Any]) -> People:
-    """Everyone the batch record names as having done something, in one query (display only:
-    the record and the trail keep usernames)."""
-    usernames = [s["performed_by"] for s in found["steps"]]
+def record_people(
+    session: Session, context: BatchContext, found: dict[str, Any], *also: str | None
+) -> People:
+    """Everyone the batch record names as having done something (and the usernames `also`),
+    in one query (display only: the record and the trail keep usernames)."""
+    usernames = [*also, *(s["performed_by"] for s in found["steps"])]
     usernames += [c["recorded_by"] for c in found["custody"]]
     usernames += [t["entered_by"] for t in found["qc"]["tests"]]
     usernames += [r["entered_by"] for r in found["qc"]["history"]]
@@ -323,7 +325,13 @@ def record_page(
         else None
     )
     vessel_ids = [v["id"] for v in found["lineage"]]
-    people = record_people(session, context, found)
+    prints = labels.history(session, vessel_ids=vessel_ids)
+    people = record_people(
+        session,
+        context,
+        found,
+        *(who for p in prints for who in (p.printed_by, p.voided_by)),
+    )
     return render(
         request,
         "batches/record.html",
@@ -336,7 +344,7 @@ def record_page(
         moments=timeline(found, context, people),
         people=people,
         tree=lineage_tree(found["lineage"]),
-        prints=labels.history(session, vessel_ids=vessel_ids),
+        prints=prints,
         printers=labels.printers(session),
         print_formats=[f.value for f in PrintFormat],
         sheet_formats=[f.value for f in SheetFormat],
