@@ -9,7 +9,6 @@ from app.clock import as_utc, local
 if TYPE_CHECKING:
     from typing import Self
 
-if TYPE_CHECKING:
     from sqlmodel import Session
 
 API_ZONE = "UTC"  # the JSON API names instants in UTC (CONVENTIONS 11)
