@@ -4,10 +4,54 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
-from app.clock import as_utc, local_text
+from app.clock import as_utc, local
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from sqlmodel import Session
+
+API_ZONE = "UTC"  # the JSON API names instants in UTC (CONVENTIONS 11)
+
+
+class _Instant:
+    """One instant of a `Told` sentence on one zone's wall clock; `{name}` reads to the minute,
+    `{name:s}` to the second, the zone named either way."""
+
+    def __init__(self, at: datetime, zone: str) -> None:
+        self.at, self.zone = at, zone
+
+    def __format__(self, spec: str) -> str:
+        seconds = ":%S" if spec == "s" else ""
+        return local(self.at, self.zone).strftime(f"%Y-%m-%d %H:%M{seconds} %Z")
+
+
+class Told(str):
+    """A sentence naming instants: as a string it is the API's, in UTC; `told_in(zone)` is the
+    same sentence as a page shows it, in the facility's local time with its zone (the `told`
+    filter). `template` names each instant as a format field: `"ends {end}"`, `"at {at:s}"`."""
+
+    template: str
+    instants: dict[str, datetime]
+
+    def __new__(cls, template: str, **instants: datetime) -> "Self":
+        at = {name: as_utc(moment) for name, moment in instants.items()}
+        told = super().__new__(cls, _fill(template, at, API_ZONE))
+        told.template, told.instants = template, at
+        return told
+
+    def told_in(self, zone: str) -> str:
+        return _fill(self.template, self.instants, zone)
+
+
+def _fill(template: str, instants: dict[str, datetime], zone: str) -> str:
+    return template.format(**{name: _Instant(at, zone) for name, at in instants.items()})
+
+
+def told_in(sentence: str, zone: str) -> str:
+    """`sentence` as a page shows it: a `Told` one in local time, any other as it is."""
+    return sentence.told_in(zone) if isinstance(sentence, Told) else sentence
+
 
 Aftermath = Callable[["Session"], None]
 
@@ -27,8 +71,8 @@ class HomewardError(Exception):
 
     def told_in(self, zone: str) -> str:
         """The sentence as a page shows it, where times are local with their zone named
-        (CONVENTIONS 11): the API's own, unless it names an instant (`Expired`)."""
-        return self.detail
+        (CONVENTIONS 11): the API's own, unless it names an instant (a `Told` detail)."""
+        return told_in(self.detail, zone)
 
 
 def chained(*aftermaths: Aftermath | None) -> Aftermath:
@@ -189,19 +233,14 @@ class NotAtClinic(HomewardError):
 
 class Expired(HomewardError):
     """Something past its expiry: the API's sentence names the instant in UTC (CONVENTIONS 11),
-    a page's in the facility's local time with its zone (`told_in`), the same instant."""
+    a page's in the facility's local time with its zone (a `Told` detail), the same instant."""
 
     code, status = "expired", 409
 
     def __init__(self, what: str, at: datetime, *, aftermath: Aftermath | None = None) -> None:
         self.what, self.at = what, as_utc(at)
-        super().__init__(self._sentence(f"{self.at:%Y-%m-%d %H:%M} UTC"), aftermath=aftermath)
-
-    def _sentence(self, when: str) -> str:
-        return f"{self.what} expired at {when}."
-
-    def told_in(self, zone: str) -> str:
-        return self._sentence(local_text(self.at, zone))
+        escaped = what.replace("{", "{{").replace("}", "}}")
+        super().__init__(Told(f"{escaped} expired at {{at}}.", at=at), aftermath=aftermath)
 
 
 class OutOfOrder(HomewardError):

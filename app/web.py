@@ -26,6 +26,7 @@ from app.errors import (
     NotAuthenticated,
     PasswordChangeRequired,
     TooManyAttempts,
+    told_in,
 )
 from app.pipeline import Deferred, Router, SessionDep
 from app.websecurity import csrf_field
@@ -48,9 +49,11 @@ def _local_time(context: dict[str, Any], value: datetime | None) -> str:
 
 
 @pass_context
-def _told(context: dict[str, Any], error: HomewardError) -> str:
-    """A refusal's sentence as a page shows it: any instant in it in local time, zone named."""
-    return error.told_in(context["request"].app.state.settings.display_timezone)
+def _told(context: dict[str, Any], said: HomewardError | str) -> str:
+    """A refusal's or a warning's sentence as a page shows it: any instant in it (`Told`) in
+    local time, zone named."""
+    zone = context["request"].app.state.settings.display_timezone
+    return said.told_in(zone) if isinstance(said, HomewardError) else told_in(said, zone)
 
 
 def number(value: object, decimals: int | None = None) -> str:

@@ -33,7 +33,7 @@ from app.clock import as_utc, utcnow
 from app.config import Settings
 from app.db import add_unique
 from app.deviations.models import Deviation
-from app.errors import AlreadyReviewed, InvalidRequest, NotFound, PeriodNotOver
+from app.errors import AlreadyReviewed, InvalidRequest, NotFound, PeriodNotOver, Told
 from app.patients.models import Patient
 from app.qc.models import QcResult
 from app.release.models import ReleaseDecision
@@ -316,13 +316,16 @@ def sign(
     start, end = period_of(settings, data.period_start)
     if (start, end) != (data.period_start, data.period_end):
         raise InvalidRequest(
-            f"A review covers one whole period of {settings.audit_review_period_days} day(s), "
-            f"from a period start; the one holding that start is {start:%Y-%m-%d %H:%M} to "
-            f"{end:%Y-%m-%d %H:%M} UTC."
+            Told(
+                f"A review covers one whole period of {settings.audit_review_period_days} "
+                "day(s), from a period start; the one holding that start is {start} to {end}.",
+                start=start,
+                end=end,
+            )
         )
     if end > utcnow():
-        raise PeriodNotOver(f"The period ending {end:%Y-%m-%d %H:%M} UTC has not ended yet.")
-    taken = AlreadyReviewed(f"The period starting {start:%Y-%m-%d %H:%M} UTC is reviewed already.")
+        raise PeriodNotOver(Told("The period ending {end} has not ended yet.", end=end))
+    taken = AlreadyReviewed(Told("The period starting {start} is reviewed already.", start=start))
     if session.execute(select(AuditReview.id).where(AuditReview.period_start == start)).first():
         raise taken
     counted = tally(session, _in_window(start, end))

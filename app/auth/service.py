@@ -2,11 +2,12 @@
 is in `signin`, password changes and resets in `passwords`."""
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
@@ -81,6 +82,52 @@ def usernames(session: Session, user_ids: "set[int | None] | list[int | None]") 
         return {}
     rows = session.execute(select(User.id, User.username).where(col(User.id).in_(wanted)))
     return {user_id: username for user_id, username in rows}
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone as a page names them: full name, and the username the audit trail records."""
+
+    full_name: str
+    username: str
+
+
+@dataclass(frozen=True)
+class People:
+    """The people a page names, by id and by username, read in one query (`people`)."""
+
+    by_id: dict[int, Person]
+    by_username: dict[str, Person]
+
+    def of(self, user_id: int | None) -> Person | None:
+        return None if user_id is None else self.by_id.get(user_id)
+
+    def named(self, username: str | None) -> Person | None:
+        """The person of `username`; one not on record keeps the username as their name."""
+        if username is None:
+            return None
+        return self.by_username.get(username) or Person(username, username)
+
+
+def people(
+    session: Session,
+    *,
+    ids: Iterable[int | None] = (),
+    usernames: Iterable[str | None] = (),
+) -> People:
+    """Full names of the users of `ids` and of `usernames` (None ignored), in one query: for
+    display only — the audit trail keeps usernames as recorded."""
+    wanted_ids = {i for i in ids if i is not None}
+    wanted_names = {u for u in usernames if u is not None}
+    if not wanted_ids and not wanted_names:
+        return People({}, {})
+    rows = session.execute(
+        select(User.id, User.username, User.full_name).where(
+            or_(col(User.id).in_(wanted_ids), col(User.username).in_(wanted_names))
+        )
+    ).all()
+    found = {user_id: Person(full_name, username) for user_id, username, full_name in rows}
+    return People(found, {p.username: p for p in found.values()})
 
 
 def get_user(session: Session, user_id: int) -> User:

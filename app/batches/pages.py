@@ -17,10 +17,12 @@ from sqlmodel import Session
 
 from app import pageflow
 from app.audit.schemas import AuditEventPublic
+from app.auth import service as auth
 from app.auth.permissions import Permission
-from app.auth.service import Principal
+from app.auth.service import People, Person, Principal
 from app.batches import dispositions, record, service
 from app.batches.dispositions import lift_allowed
+from app.batches.service import BatchContext
 from app.batches.states import BatchStatus
 from app.config import Settings, SettingsDep
 from app.deviations import service as deviations
@@ -182,19 +184,56 @@ def audit_rows(events: list[AuditEventPublic], zone: str) -> list[TrailRow]:
 class Moment:
     at: datetime
     what: str
-    who: str | None
+    who: Person | None
+    note: str = ""  # how `who` took part when it is not the act itself ("recorded by")
 
 
-def timeline(found: dict[str, Any]) -> list[Moment]:
-    """The batch's life in time order: biopsy, registration, steps, custody, decisions."""
+def record_people(
+    session: Session, context: BatchContext, found: dict[str, Any], *also: str | None
+) -> People:
+    """Everyone the batch record names as having done something (and the usernames `also`),
+    in one query (display only: the record and the trail keep usernames)."""
+    usernames = [*also, *(s["performed_by"] for s in found["steps"])]
+    usernames += [c["recorded_by"] for c in found["custody"]]
+    usernames += [t["entered_by"] for t in found["qc"]["tests"]]
+    usernames += [r["entered_by"] for r in found["qc"]["history"]]
+    usernames += [c["by"] for c in found["corrections"]]
+    biopsy = context.biopsy
+    ids = [biopsy.created_by, biopsy.received_by, context.batch.created_by]
+    return auth.people(session, ids=ids, usernames=usernames)
+
+
+def timeline(found: dict[str, Any], context: BatchContext, people: People) -> list[Moment]:
+    """The batch's life in time order: biopsy, registration, steps, custody, decisions, each
+    with who did it when the record knows."""
     biopsy, batch = found["biopsy"], found["batch"]
-    moments = [Moment(biopsy["collected_at"], "Biopsy collected", None)]
+    collected = Moment(
+        biopsy["collected_at"],
+        "Biopsy collected",
+        people.of(context.biopsy.created_by),
+        "recorded by",
+    )
+    moments = [collected]
     if biopsy["received_at"]:
-        moments.append(Moment(biopsy["received_at"], "Biopsy received in the lab", None))
-    moments.append(Moment(batch["created_at"], f"Batch {batch['batch_number']} registered", None))
+        moments.append(
+            Moment(
+                biopsy["received_at"],
+                "Biopsy received in the lab",
+                people.of(context.biopsy.received_by),
+            )
+        )
+    moments.append(
+        Moment(
+            batch["created_at"],
+            f"Batch {batch['batch_number']} registered",
+            people.of(context.batch.created_by),
+        )
+    )
     moments += [
         Moment(
-            s["performed_at"], f"{s['kind'].replace('_', ' ').capitalize()} step", s["performed_by"]
+            s["performed_at"],
+            f"{s['kind'].replace('_', ' ').capitalize()} step",
+            people.named(s["performed_by"]),
         )
         for s in found["steps"]
     ]
@@ -202,7 +241,7 @@ def timeline(found: dict[str, Any]) -> list[Moment]:
         Moment(
             c["occurred_at"],
             f"Vessel {c['vessel_code']} {c['event']} to {c['to_location']}",
-            c["recorded_by"],
+            people.named(c["recorded_by"]),
         )
         for c in found["custody"]
     ]
@@ -210,7 +249,8 @@ def timeline(found: dict[str, Any]) -> list[Moment]:
         Moment(
             r["signature"]["signed_at"],
             f"QA decision: {r['decision'].replace('_', ' ')}",
-            r["signature"]["signed_by"],
+            # The name as signed (SIG-2), not as the account reads today.
+            Person(r["signature"]["signed_by"], r["signature"]["username"]),
         )
         for r in found["releases"]
     ]
@@ -285,6 +325,13 @@ def record_page(
         else None
     )
     vessel_ids = [v["id"] for v in found["lineage"]]
+    prints = labels.history(session, vessel_ids=vessel_ids)
+    people = record_people(
+        session,
+        context,
+        found,
+        *(who for p in prints for who in (p.printed_by, p.voided_by)),
+    )
     return render(
         request,
         "batches/record.html",
@@ -294,9 +341,10 @@ def record_page(
         patient=context.patient,
         badge=BADGES[status],
         next_actions=next_actions(status, allowed),
-        moments=timeline(found),
+        moments=timeline(found, context, people),
+        people=people,
         tree=lineage_tree(found["lineage"]),
-        prints=labels.history(session, vessel_ids=vessel_ids),
+        prints=prints,
         printers=labels.printers(session),
         print_formats=[f.value for f in PrintFormat],
         sheet_formats=[f.value for f in SheetFormat],

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from app.auth import service as auth
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.batches import service as batches
@@ -96,6 +97,9 @@ def patient_page(
         plans=plans,
         doses=trace.patient_trace(session, patient_id)["doses"],
         acceptances={b: release.acceptances(session, b) for b in batch_ids},
+        # Each act offered only where its service would take it (issue 12 item 4).
+        plannable={c.batch.id for c in contexts if service.plan_refusal(session, c) is None},
+        acceptable={c.batch.id for c in contexts if release.acceptance_refusal(session, c) is None},
     )
 
 
@@ -262,5 +266,6 @@ def bedside_infuse(
         "clinic/bedside.html",
         principal=principal,
         done=done,
+        people=auth.people(session, usernames=[done.administered_by, done.witness]),
         patient=patients.public(patients.get(session, done.patient_id)),
     )

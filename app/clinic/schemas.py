@@ -3,7 +3,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StringConstraints
 from starlette.datastructures import URL
 
 from app.signatures.schemas import Password
@@ -92,7 +92,8 @@ class PlannedInfusionPublic(BaseModel):
     window_end: datetime
     dose_expires_at: datetime | None
     infused: bool
-    warnings: list[str]
+    # `Told` sentences kept as they are, so a page shows their instants in local time.
+    warnings: list[Annotated[str, SkipValidation]]
 
 
 class DoseOnBoard(BaseModel):

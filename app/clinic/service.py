@@ -15,6 +15,7 @@ from app.auth import service as auth
 from app.auth.models import User
 from app.auth.permissions import Role
 from app.batches import service as batches
+from app.batches.service import BatchContext
 from app.clinic import bedside
 from app.clinic.models import Infusion, PlannedInfusion
 from app.clinic.schemas import (
@@ -32,9 +33,11 @@ from app.errors import (
     AlreadyInfused,
     Conflict,
     Forbidden,
+    HomewardError,
     InvalidCredentials,
     InvalidState,
     NotFound,
+    Told,
 )
 from app.gmp_settings import service as gmp_settings
 from app.identity.codes import normalize
@@ -243,12 +246,10 @@ def infusion_public(session: Session, infusion: Infusion) -> InfusionPublic:
 # -- planning (CLN-2) ----------------------------------------------------------------------------
 
 
-def plan(
-    session: Session, settings: Settings, *, actor: User, batch_id: int, data: PlanCreate
-) -> list[PlannedInfusionPublic]:
-    """One planned infusion per dose of the batch not yet planned, from the protocol template:
-    the first on `first_infusion_at`, each next one in the protocol's interval window."""
-    context = batches.get(session, batch_id, lock=True)
+def _doses_to_plan(session: Session, context: BatchContext) -> list[Vessel]:
+    """The batch's doses a plan would cover, in order; refused when there is none or the
+    batch is planned already."""
+    batch_id = context.batch.id or 0
     doses = [
         v
         for v in session.execute(
@@ -260,12 +261,31 @@ def plan(
     ]
     if not doses:
         raise InvalidState(f"Batch {context.batch.batch_number} has no dose to plan.")
-    existing = planned(session, [batch_id])
-    if existing:
+    if planned(session, [batch_id]):
         raise Conflict(
             f"Batch {context.batch.batch_number} already has an infusion plan; reschedule its "
             "infusions one by one (with a reason)."
         )
+    return doses
+
+
+def plan_refusal(session: Session, context: BatchContext) -> HomewardError | None:
+    """Why planning the batch's doses would be refused now, or None when it is possible (a
+    page offers the plan only then)."""
+    try:
+        _doses_to_plan(session, context)
+    except (InvalidState, Conflict) as refusal:
+        return refusal
+    return None
+
+
+def plan(
+    session: Session, settings: Settings, *, actor: User, batch_id: int, data: PlanCreate
+) -> list[PlannedInfusionPublic]:
+    """One planned infusion per dose of the batch not yet planned, from the protocol template:
+    the first on `first_infusion_at`, each next one in the protocol's interval window."""
+    context = batches.get(session, batch_id, lock=True)
+    doses = _doses_to_plan(session, context)
     protocol = gmp_settings.infusion_protocol(session)
     low = timedelta(days=protocol.interval_min_days)
     high = timedelta(days=protocol.interval_max_days)
@@ -367,9 +387,7 @@ def planned_public(session: Session, rows: list[PlannedInfusion]) -> list[Planne
         dose = doses[row.dose_id]
         warnings = []
         if dose.expires_at is not None and row.planned_at > dose.expires_at:
-            warnings.append(
-                f"planned after the dose expires ({dose.expires_at:%Y-%m-%d %H:%M} UTC)"
-            )
+            warnings.append(Told("planned after the dose expires ({at})", at=dose.expires_at))
         # The first infusion sets the protocol's clock; the later ones keep to their window.
         if row.sequence > 1 and not row.window_start <= row.planned_at <= row.window_end:
             warnings.append(

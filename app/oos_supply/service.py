@@ -21,7 +21,7 @@ from app.batches.service import BatchContext
 from app.batches.states import FINAL, BatchStatus
 from app.clock import CLOCK_SKEW, as_utc, in_future
 from app.config import Settings
-from app.errors import InvalidRequest, InvalidState, OosSupplyNotRecorded
+from app.errors import InvalidRequest, InvalidState, OosSupplyNotRecorded, Told
 from app.oos_supply.models import OosJustification, OosNotification
 from app.oos_supply.schemas import (
     JustificationCreate,
@@ -81,8 +81,10 @@ def _checked_time(
     latest = max(as_utc(r.entered_at) for r in found.values())
     if moment < latest - CLOCK_SKEW:
         raise InvalidRequest(
-            f"The time of the {what} is before the failing result it covers "
-            f"({latest:%Y-%m-%d %H:%M:%S} UTC)."
+            Told(
+                f"The time of the {what} is before the failing result it covers ({{latest:s}}).",
+                latest=latest,
+            )
         )
     return found
 

@@ -172,12 +172,14 @@ def unreviewed_critical(
     session: Session, tests: list[SpecificationTest], current: dict[str, QcResult]
 ) -> list[str]:
     """Critical tests whose result in force lacks a review (REL-6): a `reviewed` signature by
-    someone other than its author that still matches the result (SIG-3, SIG-4)."""
-    results = [current[t.test] for t in tests if t.critical and t.test in current]
+    someone other than its author that still matches the result (SIG-3, SIG-4); each by the
+    specification's name for it, as a person reads it."""
+    named = [(t.name, current[t.test]) for t in tests if t.critical and t.test in current]
+    results = [result for _, result in named]
     reviews = signatures.of_records(session, SignedRecord.QC_RESULT, [r.id or 0 for r in results])
     return [
-        result.test
-        for result in results
+        name
+        for name, result in named
         if not any(
             s.meaning == Meaning.REVIEWED
             and s.user_id != result.entered_by

@@ -21,6 +21,7 @@ from app.qc.models import QcResult
 from app.signatures import service as signatures
 from app.signatures.schemas import SignedRecord
 from app.specifications import service as specifications
+from app.specifications.models import SpecificationTest
 
 AWAITING = frozenset(
     {BatchStatus.QUARANTINE, BatchStatus.CONDITIONALLY_RELEASED, BatchStatus.ON_HOLD}
@@ -40,7 +41,10 @@ class AwaitingReview:
     result_id: int
     batch_id: int
     batch_number: str
-    test: str
+    test: str  # the specification's name of the test
+    value: float | str  # as entered, in `unit`
+    unit: str | None
+    limit: str
     outcome: str
     entered_by: str
 
@@ -51,6 +55,7 @@ class Queue:
     deviations: list[DeviationPublic]
     reviews: list[AwaitingReview]
     audit_reviews: PendingPublic  # periods of the audit trail not yet reviewed (AUD-8)
+    people: auth.People  # full names of everyone the queue names (display only)
 
 
 def qa_queue(session: Session, settings: Settings) -> Queue:
@@ -69,7 +74,7 @@ def qa_queue(session: Session, settings: Settings) -> Queue:
         by_batch[result.batch_id].append(result)
     current = {batch_id: qc.current(rows) for batch_id, rows in by_batch.items()}
     queued = []
-    critical: list[QcResult] = []
+    critical: list[tuple[QcResult, SpecificationTest]] = []
     for context in contexts:
         batch_id = context.batch.id or 0
         spec_tests = tests[context.batch.specification_id or current_spec]
@@ -83,25 +88,36 @@ def qa_queue(session: Session, settings: Settings) -> Queue:
                 failed=outcomes.count(Outcome.FAIL.value),
             )
         )
-        critical_tests = {t.test for t in spec_tests if t.critical}
-        critical += [r for r in in_force.values() if r.test in critical_tests]
-    reviewed = signatures.of_records(session, SignedRecord.QC_RESULT, [r.id or 0 for r in critical])
-    people = auth.usernames(session, [r.entered_by for r in critical])
+        critical += [(in_force[t.test], t) for t in spec_tests if t.critical and t.test in in_force]
+    reviewed = signatures.of_records(
+        session, SignedRecord.QC_RESULT, [r.id or 0 for r, _ in critical]
+    )
     numbers = {c.batch.id: c.batch.batch_number for c in contexts}
+    open_deviations = deviations.find(session, unresolved_only=True)
+    people = auth.people(
+        session,
+        ids=[r.entered_by for r, _ in critical],
+        usernames=[d.opened_by for d in open_deviations],
+    )
+    reviews = [
+        AwaitingReview(
+            result_id=r.id or 0,
+            batch_id=r.batch_id,
+            batch_number=numbers[r.batch_id],
+            test=t.name,
+            value=r.value_text if r.value_text is not None else r.value_number or 0.0,
+            unit=r.unit,
+            limit=specifications.limit_text(t),
+            outcome=r.outcome,
+            entered_by=people.by_id[r.entered_by].username,
+        )
+        for r, t in critical
+        if not reviewed[r.id or 0]
+    ]
     return Queue(
         batches=queued,
-        deviations=deviations.find(session, unresolved_only=True),
-        reviews=[
-            AwaitingReview(
-                result_id=r.id or 0,
-                batch_id=r.batch_id,
-                batch_number=numbers[r.batch_id],
-                test=r.test,
-                outcome=r.outcome,
-                entered_by=people[r.entered_by],
-            )
-            for r in critical
-            if not reviewed[r.id or 0]
-        ],
+        deviations=open_deviations,
+        reviews=reviews,
         audit_reviews=audit_review.pending(session, settings),
+        people=people,
     )

@@ -20,7 +20,15 @@ from app.clock import CLOCK_SKEW, as_utc, in_future
 from app.config import Settings
 from app.deviations import service as deviations
 from app.deviations.models import Deviation
-from app.errors import Forbidden, GateNotMet, InvalidRequest, InvalidState, NothingToAccept
+from app.errors import (
+    Forbidden,
+    GateNotMet,
+    HomewardError,
+    InvalidRequest,
+    InvalidState,
+    NothingToAccept,
+    Told,
+)
 from app.labels.gate import unlabelled_doses
 from app.lifecycle import transition
 from app.notifications import service as notifications
@@ -453,6 +461,45 @@ def latest_accepted_failures(
     return found.accepted_failures(current) if found else []
 
 
+CONDITIONAL = "the conditional release"  # what an acceptance covers, as its sentence names it
+
+
+def _to_accept(
+    session: Session, context: BatchContext
+) -> tuple[dict[str, QcResult], dict[str, datetime]]:
+    """What a physician's acceptance of the batch would cover: its failing results in force and
+    each covered act's time; refused for a final batch or one with nothing to accept."""
+    batch_id = context.batch.id or 0
+    status = BatchStatus(context.batch.status)
+    if status in FINAL:
+        raise InvalidState(f"Batch {context.batch.batch_number} is {status}; it is not supplied.")
+    failing = {
+        test: result
+        for test, result in qc.current(qc.history(session, batch_id)).items()
+        if result.outcome == Outcome.FAIL
+    }
+    latest = release_states(session, [batch_id]).get(batch_id)
+    covered = {f"the failing {test} result": as_utc(r.entered_at) for test, r in failing.items()}
+    if latest is not None and latest.conditional:
+        covered[CONDITIONAL] = latest.decided_at
+    if not covered:
+        raise NothingToAccept(
+            f"Batch {context.batch.batch_number} has no conditional release and no failing "
+            "result: there is nothing for the treating physician to accept yet."
+        )
+    return failing, covered
+
+
+def acceptance_refusal(session: Session, context: BatchContext) -> HomewardError | None:
+    """Why a physician's acceptance of the batch would be refused now, before any signature,
+    or None when there is something to accept (a page offers the form only then)."""
+    try:
+        _to_accept(session, context)
+    except (InvalidState, NothingToAccept) as refusal:
+        return refusal
+    return None
+
+
 def record_acceptance(
     session: Session,
     settings: Settings,
@@ -476,29 +523,13 @@ def record_acceptance(
         record_type=SignedRecord.PHYSICIAN_ACCEPTANCE,
         record_id=None,
     )
-    status = BatchStatus(context.batch.status)
-    if status in FINAL:
-        raise InvalidState(f"Batch {context.batch.batch_number} is {status}; it is not supplied.")
-    failing = {
-        test: result
-        for test, result in qc.current(qc.history(session, batch_id)).items()
-        if result.outcome == Outcome.FAIL
-    }
-    latest = release_states(session, [batch_id]).get(batch_id)
-    covered = {f"the failing {test} result": as_utc(r.entered_at) for test, r in failing.items()}
-    if latest is not None and latest.conditional:
-        covered["the conditional release"] = latest.decided_at
-    if not covered:
-        raise NothingToAccept(
-            f"Batch {context.batch.batch_number} has no conditional release and no failing "
-            "result: there is nothing for the treating physician to accept yet."
-        )
+    failing, covered = _to_accept(session, context)
     if in_future(data.accepted_at):
         raise InvalidRequest("The acceptance time is in the future.")
     what, since = max(covered.items(), key=lambda item: item[1])
     if data.accepted_at < since - CLOCK_SKEW:
         raise InvalidRequest(
-            f"The acceptance time is before {what} it covers ({since:%Y-%m-%d %H:%M:%S} UTC)."
+            Told(f"The acceptance time is before {what} it covers ({{since:s}}).", since=since)
         )
     acceptance = PhysicianAcceptance(
         batch_id=batch_id,
@@ -530,9 +561,9 @@ def record_acceptance(
             "physician_name": data.physician_name,
             "accepted_at": data.accepted_at,
             "note": data.note,
-            "batch_status": status.value,
+            "batch_status": BatchStatus(context.batch.status).value,
             "out_of_specification_tests": sorted(failing),
-            "conditional_release": latest is not None and latest.conditional,
+            "conditional_release": CONDITIONAL in covered,
         },
     )
     return acceptance

@@ -23,7 +23,9 @@ class CultureClock:
     batch_number: str
     passage: int
     days_in_culture: float | None
-    doublings: float
+    doublings: float  # of the passages whose figure is known
+    # Passages without a figure (no cells seeded typed): unknown, never counted as zero.
+    passages_without_doublings: int = 0
 
     def warnings(self) -> list[str]:
         """Soft limits passed: shown on the batch, not blocking."""
@@ -68,6 +70,7 @@ class CultureClock:
             if self.days_in_culture is None
             else round(self.days_in_culture, 1),
             "cumulative_population_doublings": round(self.doublings, 3),
+            "passages_without_doublings": self.passages_without_doublings,
             "warnings": self.warnings(),
         }
 
@@ -90,15 +93,17 @@ def culture_clock(session: Session, context: BatchContext, *, now: datetime) -> 
     started = next((at for kind, at, _ in culture_steps if kind == StepKind.ISOLATION), None)
     ended = next((at for kind, at, _ in culture_steps if kind == StepKind.HARVEST), None)
     days = None if started is None else ((ended or now) - started).total_seconds() / 86400
-    doublings = sum(
-        json.loads(measurements).get("population_doublings", 0.0)
+    figures = [
+        json.loads(measurements).get("population_doublings")
         for kind, _, measurements in culture_steps
         if kind == StepKind.PASSAGE
-    )  # only the server writes this figure (steps.schemas.SERVER_COMPUTED)
+    ]  # only the server writes this figure (steps.schemas.SERVER_COMPUTED)
+    doublings = sum(figure for figure in figures if figure is not None)
     return CultureClock(
         limits=gmp_settings.culture_limits(session),
         batch_number=context.batch.batch_number,
         passage=passage,
         days_in_culture=days,
         doublings=doublings,
+        passages_without_doublings=sum(figure is None for figure in figures),
     )

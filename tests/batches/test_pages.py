@@ -4,7 +4,10 @@ trail as a readable table."""
 
 import re
 
+from sqlalchemy import literal, update
+
 from app.audit.actions import AuditAction
+from app.auth.models import User
 from app.auth.permissions import Role
 from tests.helpers import audit_events
 from tests.test_pages import _page_login, submit
@@ -209,3 +212,52 @@ def test_coi7_the_record_links_the_patients_trace_report_and_the_batch_trail_csv
     assert report.status_code == 200 and report.headers["content-type"] == "application/pdf"
     _page_login(api, Role.TECHNICIAN)
     assert "trace-report" not in api.client.get(f"/batches/{batch['id']}").text
+
+
+def _named_people(db) -> None:
+    """Every account gets a full name unlike its username, so a page showing one is told apart."""
+    db.execute(update(User).values(full_name=literal("Full name of ") + User.username))
+    db.commit()
+
+
+def _timeline(page) -> list[list[str]]:
+    table = page.text.split("<h2>Timeline</h2>", 1)[1].split("</table>", 1)[0]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in table.split("<tr>")[1:]]
+
+
+def test_aud5_the_record_names_people_by_full_name_and_fills_biopsy_and_registration_rows(api, db):
+    """Issue 12 (lab day): the timeline and the steps name who did something by full name,
+    username in smaller text; the biopsy's and the registration's rows say who when known; the
+    trail keeps usernames as recorded."""
+    batch, _ = api.expanded_batch()
+    _named_people(db)
+    steps = api.get(Role.QA, f"/batches/{batch['id']}/record").json()["steps"]
+    technician = steps[0]["performed_by"]
+    _page_login(api, Role.QA)
+    page = api.client.get(f"/batches/{batch['id']}")
+    assert page.status_code == 200
+    named = f'<span class="person">Full name of {technician}</span>'
+    rows = {what: who for _when, what, who in _timeline(page)}
+    assert named in rows["Isolation step"] and technician in rows["Isolation step"]
+    for what in ("Biopsy collected", "Biopsy received in the lab"):
+        assert '<span class="person">Full name of ' in rows[what], what
+    assert '<span class="person">Full name of ' in rows[f"Batch {batch['batch_number']} registered"]
+    step_table = page.text.split("<h2>Steps</h2>", 1)[1].split("</table>", 1)[0]
+    assert step_table.count(named) == len(steps)
+    trail = page.text.split("<h2>Audit trail", 1)[1]
+    assert technician in trail
+
+
+def test_aud5_unknown_population_doublings_never_read_as_zero_and_times_stay_on_one_line(api):
+    """Issue 12 (lab day): a passage without cells seeded has no population-doubling figure:
+    the record says 'not known', not '0.0'; times in the timeline and steps never wrap."""
+    batch, _ = api.expanded_batch()
+    _page_login(api, Role.QA)
+    page = api.client.get(f"/batches/{batch['id']}")
+    culture = page.text.split("<dt>Culture</dt>", 1)[1].split("</dd>", 1)[0]
+    assert "population doublings not known" in culture and "0.0" not in culture
+    assert '<link rel="stylesheet" href="/static/css/record.css">' in page.text
+    for heading in ("<h2>Timeline</h2>", "<h2>Steps</h2>"):
+        table = page.text.split(heading, 1)[1].split("</table>", 1)[0]
+        assert re.search(r'<td data-label="When"><span class="when">\d{4}-\d\d-\d\d ', table)
+    assert ".when { white-space: nowrap; }" in api.client.get("/static/css/record.css").text

@@ -10,12 +10,16 @@ from app.auth.permissions import Role
 from tests.clinic.test_bedside import (
     bedside_clock,
     check,
+    clinician,
     formulate,
+    infuse,
     patient,
+    ready,
     release,
     to_clinic,
 )
 from tests.helpers import PASSWORD, audit_events, error, make_user
+from tests.release.test_pages import _sign_in
 from tests.test_pages import _page_login, submit
 
 
@@ -169,3 +173,59 @@ def test_sig6_the_physician_acceptance_is_signed_approved_on_the_patient_page(ap
     assert "(approved)" in signed.text
     accepted = api.get(Role.QA, f"/batches/{batch['id']}/physician-acceptance").json()
     assert accepted[0]["signature"]["meaning"] == "approved"
+
+
+def test_cln2_the_plan_warning_names_the_dose_expiry_in_local_time_on_the_page(api):
+    """Issue 12 (lab day): 'planned after the dose expires' names the expiry as every page
+    names a time — local, zone named — while the API's sentence keeps UTC."""
+    expiry = datetime(2030, 7, 1, 20, 45, tzinfo=UTC)  # 22:45 in Rome (CEST)
+    batch, _ = formulate(api, expiry)
+    _page_login(api, Role.CLINICIAN)
+    planned = submit(
+        api, f"/clinic/batches/{batch['id']}/plan", data={"first_infusion_at": "2030-07-05T09:30"}
+    )
+    assert planned.status_code == 200
+    assert "planned after the dose expires (2030-07-01 22:45 CEST)" in planned.text
+    assert "UTC" not in planned.text.split("<h2>Infusion plan</h2>", 1)[1]
+    (row,) = api.get(Role.CLINICIAN, f"/batches/{batch['id']}/infusion-plan").json()
+    assert row["warnings"] == ["planned after the dose expires (2030-07-01 20:45 UTC)"]
+
+
+def test_cln2_a_completed_batch_whose_dose_is_infused_is_offered_no_plan_and_no_acceptance(api, db):
+    """Issue 12 (lab day): the patient page offers planning and the physician's acceptance
+    only where the services would take them: not for a completed batch (its only dose
+    infused), yes for a conditionally released one with a dose to plan."""
+    done, (dose,), who = ready(api, doses=1)
+    witness, _ = clinician(api)
+    infused = infuse(api, check(who, dose), witness)
+    assert infused.status_code == 201 and infused.json()["batch_status"] == "completed"
+    open_one, _ = api.formulated(patient_id=done["patient_id"], doses=1)
+    api.pass_qc(open_one["id"], skip=("sterility",))
+    conditional = api.decide(open_one["id"], "conditional_release", pending_tests=["sterility"])
+    assert conditional.status_code == 200, conditional.text
+    _page_login(api, Role.CLINICIAN)
+    page = api.client.get(f"/clinic/patients/{done['patient_id']}")
+    assert page.status_code == 200
+    assert f"/clinic/batches/{done['id']}/plan" not in page.text
+    assert f"/clinic/batches/{done['id']}/physician-acceptance" not in page.text
+    assert f"/clinic/batches/{open_one['id']}/plan" in page.text
+    assert f"/clinic/batches/{open_one['id']}/physician-acceptance" in page.text
+
+
+def test_coi6_the_bedside_confirmation_names_who_gave_and_who_witnessed_by_full_name(api, db):
+    """Issue 12 (lab day): 'by …, witnessed by …' reads the full names (usernames smaller),
+    as the release does; the infusion record keeps usernames."""
+    _batch, (dose,), who = ready(api, doses=1)
+    witness = make_user(db, api.settings, roles=[Role.CLINICIAN], full_name="Wanda Witness")
+    nurse = make_user(db, api.settings, roles=[Role.CLINICIAN], full_name="Nora Nurse")
+    _sign_in(api, nurse)
+    hidden = {"wristband_mrn": who["mrn"], "birth_date": who["birth_date"], "dose_code": dose}
+    recorded = submit(
+        api,
+        "/bedside/infuse",
+        data=hidden | {"witness_username": witness.username, "witness_password": PASSWORD},
+    )
+    assert recorded.status_code == 200 and "INFUSION RECORDED" in recorded.text
+    assert '<span class="person">Nora Nurse</span>' in recorded.text
+    witnessed = 'witnessed by <span class="person">Wanda Witness</span> <small class="muted'
+    assert f'{witnessed} username">{witness.username}</small>' in recorded.text

@@ -4,6 +4,7 @@ with the act's meaning and its unmistakable result."""
 
 from app.audit.actions import AuditAction
 from app.auth.permissions import Role
+from app.web import number
 from app.websecurity import CSRF_COOKIE, CSRF_FIELD
 from tests.helpers import PASSWORD, audit_events, make_user
 from tests.test_pages import _page_login, submit
@@ -114,3 +115,40 @@ def test_rel1_a_deviation_is_investigated_and_closed_e_signed_from_the_queue(api
     assert closed.status_code == 200 and closed.url.path == f"/batches/{batch['id']}"
     assert "meaning: approved" in closed.text
     assert api.get(Role.QA, f"/batches/{batch['id']}").json()["status"] == "quarantine"
+
+
+def test_rel6_a_queued_review_reads_the_test_name_the_value_its_limit_and_outcome_in_words(api):
+    """Issue 12 (lab day): a review row shows what is signed — the specification's test name,
+    the value with its unit, the limit and the outcome in words — and the gate's 'not reviewed'
+    line names tests as the specification does; batch numbers are identifiers kept unbroken."""
+    batch, _ = api.formulated(doses=1)
+    api.pass_qc(batch["id"], prepare=False)
+    cells = next(t for t in api.qc(batch["id"])["tests"] if t["test"] == "viable_cells_per_dose")
+    _page_login(api, Role.QA)
+    queue = api.client.get("/qa")
+    assert queue.status_code == 200
+    reviews = queue.text.split('id="reviews"', 1)[1]
+    row = reviews.split("Viable cells per dose", 1)[1].split("</tr>", 1)[0]
+    assert f'<span class="num">{number(cells["value"])}</span> cells' in row
+    assert cells["limit"] in row and "PASS</strong> — within the limit" in row
+    gate = queue.text.split(f'id="batch-{batch["id"]}"', 1)[1].split("</section>", 1)[0]
+    assert "not reviewed by a second person: Viability, Viable cells per dose" in gate
+    assert "viable_cells_per_dose" not in queue.text and "mtdna_heteroplasmy" not in queue.text
+    assert f'class="code">{batch["batch_number"]}</a></td>' in reviews
+
+
+def test_rel6_the_queue_names_who_entered_a_result_and_opened_a_deviation_by_full_name(api, db):
+    """Issue 12 (lab day): the queue reads people as the release does, by full name (username
+    in smaller text)."""
+    batch, _ = api.formulated(doses=1)
+    author = make_user(db, api.settings, roles=[Role.TECHNICIAN], full_name="Tess Technician")
+    entered = api.client.post(
+        f"/api/v1/batches/{batch['id']}/qc-results",
+        json={"test": "sterility", "value": "no growth"},
+        headers=api.headers_for(author),
+    )
+    assert entered.status_code == 201, entered.text
+    _page_login(api, Role.QA)
+    reviews = api.client.get("/qa").text.split('id="reviews"', 1)[1]
+    assert '<span class="person">Tess Technician</span>' in reviews
+    assert f'<small class="muted username">{author.username}</small>' in reviews
