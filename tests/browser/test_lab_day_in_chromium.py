@@ -7,10 +7,9 @@ second person reviews them in QA's queue; QA signs the release in the batch reco
 dose is dispatched, received at the clinic by scanning, checked at the bedside by keyboard alone
 on a phone with a witness, and the infusion recorded.
 
-One test, in the day's order, each step a named helper sharing the `Day`. The steps whose
-pages are being built on other branches go through the JSON API in helpers named `_..._via_api`,
-each marked `# page lands with branch <name>`, for the lead to swap for page steps after the
-merge. Screenshots of each main page go to test-artifacts/screenshots/lab-day-*.png (desktop;
+One test, in the day's order, each step a named helper sharing the `Day`; every act of the day
+is done on its page, and what the server recorded is read back through the JSON API.
+Screenshots of each main page go to test-artifacts/screenshots/lab-day-*.png (desktop;
 390 px phone for the clinic board, the receipt and the bedside)."""
 
 import json
@@ -95,67 +94,98 @@ def _open_page(day: Day, who: str, *, phone: bool = False):
     return page
 
 
-# -- the steps whose pages land with other branches: through the JSON API ------------------------
+# -- registration, receipt, QC entry and dispatch -------------------------------------------------
 
 
-def _register_patient_via_api(day: Day) -> None:
-    # page lands with branch intake
-    day.patient = day.call(
-        "clinician",
-        "POST",
-        "/patients",
-        {
-            "mrn": "MRN-DAY-0001",  # the module's database is its own
-            "family_name": "Bianchi",
-            "given_name": "Lucia",
-            "birth_date": BIRTH_DATE.isoformat(),
-            "sex": "female",
-        },
-    )
+def _register_patient_by_keyboard(day: Day) -> None:
+    """The clinician registers the patient, the birth date typed as a nurse would."""
+    page = day.pages["clinician"]
+    page.goto(f"{day.base_url}/patients/new")
+    _focused(page, "mrn")
+    for text in ("MRN-DAY-0001", "Bianchi", "Lucia", BIRTH_DATE.strftime("%d/%m/%Y")):
+        page.keyboard.type(text)  # the module's database is its own: the MRN is free
+        page.keyboard.press("Tab")
+    _focused(page, "sex")
+    page.keyboard.press("f")  # a closed select takes the first option starting with the key
+    page.keyboard.press("Tab")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # "Register patient"
+    assert "REGISTERED — COI" in page.locator("#registration").inner_text()
+    screenshot(page, "lab-day-00a-patient-registered-desktop")
+    (day.patient,) = day.call("clinician", "GET", "/patients?mrn=MRN-DAY-0001")
+    assert day.patient["birth_date"] == BIRTH_DATE.isoformat()
 
 
-def _register_biopsy_via_api(day: Day) -> None:
-    # page lands with branch intake
-    body = {
-        "patient_id": day.patient["id"],
-        "collected_at": (utcnow() - timedelta(hours=2)).isoformat(),
-        "site": "vastus lateralis",
-        "mass_mg": 152.0,
-    }
-    day.biopsy = day.call("clinician", "POST", "/biopsies", body)
+def _register_biopsy_by_keyboard(day: Day) -> None:
+    """From the patient's page: the site and mass typed, collected now (the box's default)."""
+    page = day.pages["clinician"]
+    _focused(page, "site")
+    page.keyboard.type("vastus lateralis")
+    page.keyboard.press("Tab")
+    page.keyboard.type("152")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # "Register biopsy"
+    biopsy_id = int(page.url.rsplit("/", 1)[1])
+    day.biopsy = day.call("clinician", "GET", f"/biopsies/{biopsy_id}")
+    assert day.biopsy["tube_code"] in page.locator("#biopsy-status").inner_text()
+    screenshot(page, "lab-day-00b-biopsy-registered-desktop")
 
 
-def _receive_biopsy_by_scanning_via_api(day: Day) -> None:
-    # page lands with branch intake (the tube's label is scanned into the receipt)
-    body = {
-        "scanned_code": day.biopsy["tube_code"],
-        "received_at": utcnow().isoformat(),
-        "temperature_c": 4.5,
-        "accepted": True,
-    }
-    day.call("technician", "POST", f"/biopsies/{day.biopsy['id']}/receipt", body)
+def _receive_biopsy_and_register_its_batch_by_scanning(day: Day) -> None:
+    """The technician scans the tube at receipt, types the temperature, Enter receives it;
+    the biopsy's page then offers "Register batch" with the focus on it."""
+    page = day.pages["technician"]
+    page.goto(f"{day.base_url}/biopsies/receive")
+    _focused(page, "scanned_code")
+    _scan(page, day.biopsy["tube_code"])
+    _focused(page, "temperature_c")
+    assert "BIANCHI, Lucia" in page.locator("#checked").inner_text()
+    screenshot(page, "lab-day-00c-biopsy-receipt-desktop")
+    _scan(page, "4.5")  # Enter: "Receive biopsy"
+    assert "RECEIVED — tube" in page.locator("#biopsy-status").inner_text()
+    _focused(page, "register_batch")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # "Register batch"
+    batch_id = int(page.url.rsplit("/", 1)[1])
+    day.batch = day.call("technician", "GET", f"/batches/{batch_id}")
+    assert day.batch["patient_id"] == day.patient["id"]
 
 
-def _register_batch_via_api(day: Day) -> None:
-    # page lands with branch intake
-    day.batch = day.call("technician", "POST", "/batches", {"biopsy_id": day.biopsy["id"]})
-
-
-def _enter_qc_results_via_api(day: Day) -> None:
-    # page lands with branch benchpages
+def _enter_qc_results_by_keyboard(day: Day) -> None:
+    """Each test in turn: the page selects the next one waiting, Tab, the value, Enter."""
+    page = day.pages["technician"]
+    page.goto(f"{day.base_url}/batches/{day.batch['id']}/qc")
     qc = day.call("technician", "GET", f"/batches/{day.batch['id']}/qc")
     # What the bench measured: the dose's own count, and the viability typed at formulation.
     measured = {"viable_cells_per_dose": DOSE_CELLS, "viability": 92}
-    for row in qc["tests"]:
-        body = {"test": row["test"], "value": measured.get(row["test"], passing_value(row))}
-        entered = day.call("technician", "POST", f"/batches/{day.batch['id']}/qc-results", body)
-        assert entered["outcome"] == "pass", entered
+    values = {row["test"]: measured.get(row["test"], passing_value(row)) for row in qc["tests"]}
+    for _ in range(len(values)):
+        _focused(page, "test")
+        test = page.evaluate("id => document.getElementById(id).value", "test")
+        page.keyboard.press("Tab")
+        _focused(page, "value")
+        _scan(page, str(values.pop(test)))
+        assert "RESULT ENTERED — PASS" in page.get_by_role("status").inner_text()
+    assert values == {}
+    screenshot(page, "lab-day-04b-qc-entered-desktop")
+    qc = day.call("technician", "GET", f"/batches/{day.batch['id']}/qc")
+    assert {row["outcome"] for row in qc["tests"]} == {"pass"}
 
 
-def _dispatch_via_api(day: Day) -> None:
-    # page lands with branch benchpages
-    body = {"event": "dispatched", "location": "Courier", "temperature_c": 5.0}
-    day.call("technician", "POST", f"/vessels/{day.dose}/custody", body)
+def _dispatch_by_scanning(day: Day) -> None:
+    """The dose scanned at the custody page; the destination and temperature typed; Enter
+    dispatches (for a dose the first button)."""
+    page = day.pages["technician"]
+    page.goto(f"{day.base_url}/custody")
+    _focused(page, "code")
+    _scan(page, day.dose)
+    _focused(page, "location")
+    page.keyboard.type("Courier")
+    page.keyboard.press("Tab")
+    _focused(page, "temperature_c")
+    _scan(page, "5")
+    assert "DISPATCHED" in page.get_by_role("status").inner_text()
+    screenshot(page, "lab-day-08b-dispatched-desktop")
 
 
 # -- the steps through pages ----------------------------------------------------------------------
@@ -397,7 +427,7 @@ def _bedside_with_a_witness_by_keyboard(day: Day) -> None:
         page.keyboard.press("Enter")
     recorded = page.get_by_role("status").inner_text()
     assert "INFUSION RECORDED" in recorded and "BIANCHI, Lucia" in recorded
-    assert f"witnessed by {day.people['witness'].username}" in recorded
+    assert f"witnessed by {day.people['witness'].full_name}" in recorded
     screenshot(page, "lab-day-12-bedside-recorded-phone")
     page.goto(f"{day.base_url}/clinic/patients/{day.patient['id']}")
     assert _width(page) <= PHONE["width"]
@@ -433,18 +463,17 @@ def test_coi5_coi6_rel3_a_whole_lab_day_in_chromium(day: Day) -> None:
     day.stranger_batch = api.batch(api.patient(family_name="Rossi", given_name="Marco")["id"])
 
     _open_page(day, "clinician")
-    _register_patient_via_api(day)
-    _register_biopsy_via_api(day)
+    _register_patient_by_keyboard(day)
+    _register_biopsy_by_keyboard(day)
     _open_page(day, "technician")
-    _receive_biopsy_by_scanning_via_api(day)
-    _register_batch_via_api(day)
+    _receive_biopsy_and_register_its_batch_by_scanning(day)
     _set_working_context_by_keyboard(day)
     _stop_a_wrong_patients_vessel(day)
     _record_the_days_steps(day)
-    _enter_qc_results_via_api(day)
+    _enter_qc_results_by_keyboard(day)
     _review_critical_results_in_the_qa_queue(day)
     _release_with_a_signature(day)
-    _dispatch_via_api(day)
+    _dispatch_by_scanning(day)
     _receive_at_the_clinic_by_scanning(day)
     _bedside_with_a_witness_by_keyboard(day)
     _the_server_recorded_the_day(day)
