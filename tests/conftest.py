@@ -201,6 +201,11 @@ def connection(engine: Engine) -> Iterator[Connection]:
     """A connection inside a transaction that is rolled back after the test."""
     with engine.connect() as connection:
         transaction = connection.begin()
+        if connection.dialect.name == "postgresql":
+            # The app's transactions are savepoints inside this one, which spans the whole
+            # test: the server's idle-in-transaction bound (app/db.py) would time the test's
+            # own pauses (a loaded CI machine), not a request's.
+            connection.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = 0")
         try:
             yield connection
         finally:
