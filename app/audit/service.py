@@ -36,6 +36,8 @@ Actor = User | str  # a user, or the name of a non-human actor ("system", "anony
 
 
 _HEADS = AuditHead.__table__  # type: ignore[attr-defined]
+_EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
+HASHED_FIELDS = ROW_COLUMNS[2:]  # everything an event's hash covers (after seq and hash)
 # A scope's head row, locked (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already
 # serializes writers): the lock that serializes appends to one chain (ADR 0018).
 _LOCK_HEAD = (
@@ -53,12 +55,26 @@ _SET_HEAD = (
     .where(_HEADS.c.scope == bindparam("b_scope"))
     .values(count=bindparam("b_count"), last_seq=bindparam("b_seq"), last_hash=bindparam("b_hash"))
 )
-_APPEND = insert(AuditEvent.__table__).returning(  # type: ignore[attr-defined]
-    AuditEvent.__table__.c.seq,  # type: ignore[attr-defined]
-    sort_by_parameter_order=True,
+_APPEND = insert(_EVENTS).returning(_EVENTS.c.seq, sort_by_parameter_order=True)
+# PostgreSQL, a transaction with one event (a scan, most single changes): the INSERT and the move
+# of its chain's head in one statement, a round trip less while the head is locked.
+_APPENDED = (
+    insert(_EVENTS)
+    .values({column: bindparam(f"e_{column}") for column in ("hash", *HASHED_FIELDS)})
+    .returning(_EVENTS.c.seq)
+    .cte("appended")
+)
+_APPEND_ONE = (
+    update(_HEADS)
+    .where(_HEADS.c.scope == bindparam("b_scope"))
+    .values(
+        count=bindparam("b_count"),
+        last_seq=select(_APPENDED.c.seq).scalar_subquery(),
+        last_hash=bindparam("b_hash"),
+    )
+    .returning(_HEADS.c.last_seq)
 )
 _PENDING = "homeward_pending_audit_events"
-HASHED_FIELDS = ROW_COLUMNS[2:]  # everything an event's hash covers (after seq and hash)
 
 
 @dataclass(slots=True)
@@ -147,6 +163,12 @@ def _append_pending(session: OrmSession) -> None:
         fields = {column: getattr(event, column) for column in HASHED_FIELDS}
         event.hash = heads[event.scope] = event_hash(**fields)
         rows.append(fields | {"hash": event.hash})
+    if len(pending) == 1 and connection.dialect.name == "postgresql":
+        (event,) = pending
+        head = {"b_scope": event.scope, "b_count": counts[event.scope] + 1, "b_hash": event.hash}
+        values = {f"e_{column}": value for column, value in rows[0].items()}
+        event.seq = connection.execute(_APPEND_ONE, values | head).scalar_one()
+        return
     # A Core INSERT: the ORM's unit of work cost more CPU than the append itself.
     seqs = connection.execute(_APPEND, rows).scalars().all()
     last_seq: dict[str, int] = {}

@@ -1,8 +1,8 @@
 """Who is calling, and may they? Every protected route depends on `require(permission)`."""
 
 from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import Annotated
+from functools import partial, wraps
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -72,12 +72,16 @@ def require(
     permission: Permission,
     source: Callable[..., Awaitable[Deferred[Principal]]] = current_principal,
 ) -> Callable[..., Awaitable[Deferred[Principal]]]:
-    """A dependency that admits only principals (from `source`) whose roles grant `permission`."""
+    """A dependency that admits only principals (from `source`) whose roles grant `permission`.
 
-    async def dependency(
-        principal: Annotated[Deferred[Principal], Depends(source)],
-    ) -> Deferred[Principal]:
-        return principal.then(partial(_permitted, permission))
+    It takes `source`'s own parameters (`functools.wraps`: FastAPI reads the signature of the
+    wrapped function) and calls it directly, rather than depending on it: one level less for
+    FastAPI to solve on every request (docs/performance.md)."""
+    permitted = partial(_permitted, permission)
+
+    @wraps(source)
+    async def dependency(*args: Any, **kwargs: Any) -> Deferred[Principal]:
+        return (await source(*args, **kwargs)).then(permitted)
 
     dependency.permission = permission  # type: ignore[attr-defined]  # read by the route walk test
     return dependency

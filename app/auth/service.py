@@ -350,9 +350,10 @@ def record_failed_password(
         )
 
 
-# A token with its user and each of the user's roles (built once: it runs on every request).
+# A token's two live-ness columns with its user and each of the user's roles (built once: it
+# runs on every request; the token row itself is not needed as an entity).
 _TOKEN_USER_ROLES = (
-    select(AuthToken, User, UserRole.role)
+    select(col(AuthToken.last_used_at), col(AuthToken.revoked_at), User, UserRole.role)
     .join(User, col(User.id) == col(AuthToken.user_id))
     .outerjoin(UserRole, col(UserRole.user_id) == col(User.id))
     .where(col(AuthToken.digest) == bindparam("digest"))
@@ -369,10 +370,10 @@ def authenticate(session: Session, settings: Settings, token: str) -> Principal:
     ended = NotAuthenticated("Your session has ended or the token is not valid; log in again.")
     if not rows:
         raise ended
-    row, user = rows[0][0], rows[0][1]
+    last_used_at, revoked_at, user, _ = rows[0]
     now = utcnow()
-    idle = now - as_utc(row.last_used_at)
-    if row.revoked_at is not None or idle > timedelta(minutes=settings.token_idle_minutes):
+    idle = now - as_utc(last_used_at)
+    if revoked_at is not None or idle > timedelta(minutes=settings.token_idle_minutes):
         raise ended
     # A lock stops new sign-ins, not the sessions that proved the password before it (SEC-4);
     # a lock earned inside a session revoked that session's tokens when it was set.
@@ -382,7 +383,7 @@ def authenticate(session: Session, settings: Settings, token: str) -> Principal:
         _touch(session, digest, now)
     return Principal(
         user=user,
-        roles=frozenset(Role(r) for _, _, r in rows if r is not None),
+        roles=frozenset(Role(r) for *_, r in rows if r is not None),
         password_change=policy.change_required(settings, user, now),
     )
 
