@@ -65,8 +65,8 @@ from app.websecurity import SecurityHeaders, csrf_protect
 
 API_PREFIX = "/api/v1"
 # Every JSON router; tests walk these to check each route's permission for every role.
-# Routing tries routes in order, so the scan, the call a bench makes most, comes first (its one
-# path overlaps no other): matching the 35 routes before it cost ~5 % of a scan's CPU.
+# Routing tries routes in order, so the scan, the call technicians make most, comes first (its
+# one path overlaps no other): matching the 35 routes before it cost ~5 % of a scan's CPU.
 API_ROUTERS: tuple[APIRouter, ...] = (
     scan_router,
     auth_router,

@@ -56,8 +56,9 @@ _SET_HEAD = (
     .values(count=bindparam("b_count"), last_seq=bindparam("b_seq"), last_hash=bindparam("b_hash"))
 )
 _APPEND = insert(_EVENTS).returning(_EVENTS.c.seq, sort_by_parameter_order=True)
-# PostgreSQL, a transaction with one event (a scan, most single changes): the INSERT and the move
-# of its chain's head in one statement, a round trip less while the head is locked.
+# PostgreSQL, a transaction with one event (a scan, a refusal's aftermath; a change that writes
+# rows has its snapshot event too): the INSERT and the move of its chain's head in one
+# statement, a round trip less while the head is locked (ADR 0018).
 _APPENDED = (
     insert(_EVENTS)
     .values({column: bindparam(f"e_{column}") for column in ("hash", *HASHED_FIELDS)})
