@@ -7,33 +7,22 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import psycopg
 from sqlalchemy import event, text
 from sqlmodel import Session
 
-from app.audit.chain import GENESIS, canonical_json, event_hash
+from app.bench.ceiling_worker import TABLE
 from app.bench.database import libpq
 from app.db import OPERATOR_LIMITS, make_engine
 from app.vessels.repository import identity_by_code
 
 PROCESSES = 2
-TABLE = "bench_ceiling_event"
-CONNECT_TIMEOUT_S = 10
-MAX_TRANSACTIONS = 10_000_000
 RUN_MARGIN_S = 30.0
-
-_COLUMNS = (
-    "scope", "occurred_at", "actor_id", "actor", "action", "entity_type", "entity_id",
-    "old_values", "new_values", "reason", "prev_hash", "hash",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,7 +90,7 @@ def measure(database_url: str, codes: list[str], seconds: float) -> Ceiling:
             path.write_text(json.dumps(spec | {"worker": number}))
         workers = [
             subprocess.Popen(
-                [sys.executable, "-m", "app.bench.ceiling", str(path)],
+                [sys.executable, "-m", "app.bench.ceiling_worker", str(path)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -127,56 +116,3 @@ def measure(database_url: str, codes: list[str], seconds: float) -> Ceiling:
         transactions=sum(r["transactions"] for r in results),
         seconds=max(r["seconds"] for r in results),
     )
-
-
-def _work(spec: dict[str, Any]) -> dict[str, Any]:
-    codes, parameter, worker = spec["codes"], spec["parameter"], spec["worker"]
-    insert = f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * 12)})"
-    with psycopg.connect(spec["conninfo"], connect_timeout=CONNECT_TIMEOUT_S) as connection:
-        print("ready", flush=True)
-        sys.stdin.readline()  # "go": every worker is connected
-        began = time.perf_counter()
-        deadline = began + spec["seconds"]
-        done = 0
-        for n in range(MAX_TRANSACTIONS):
-            if time.perf_counter() >= deadline:
-                break
-            code = codes[(worker * 7919 + n) % len(codes)]
-            with connection.cursor() as cursor:
-                cursor.execute(spec["select"], {parameter: code})
-                vessel_id, scope = _identity(cursor.fetchone(), cursor.description)
-                fields = {
-                    "scope": scope,
-                    "prev_hash": GENESIS,
-                    "occurred_at": datetime.now(UTC),
-                    "actor_id": None,
-                    "actor": "bench",
-                    "action": "scan.ok",
-                    "entity_type": "vessel",
-                    "entity_id": vessel_id,
-                    "old_values": None,
-                    # The worker and count make every row's hash unique, as the chain's are.
-                    "new_values": canonical_json({"code": code, "run": [worker, n]}),
-                    "reason": None,
-                }
-                fields["hash"] = event_hash(**fields)
-                cursor.execute(insert, [fields[c] for c in _COLUMNS])
-            connection.commit()
-            done += 1
-        return {"transactions": done, "seconds": time.perf_counter() - began}
-
-
-def _identity(row: tuple[Any, ...], description: Any) -> tuple[int, str]:
-    """The vessel id (first column) and the patient's COI from the identity row."""
-    names = [column.name for column in description]
-    return row[0], row[names.index("coi")]
-
-
-def main() -> None:
-    """One ceiling worker: the JSON spec in the file named; says "ready" once connected, starts
-    on a line of standard input, prints its count."""
-    print(json.dumps(_work(json.loads(Path(sys.argv[1]).read_text()))))
-
-
-if __name__ == "__main__":
-    main()
