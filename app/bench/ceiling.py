@@ -1,7 +1,7 @@
 """The raw-driver ceiling: what PostgreSQL and psycopg alone do with the scan's work (no
-SQLAlchemy, no HTTP). Two processes, each a loop of transactions: the scan's identity SELECT
-(the very statement `identity_by_code` sends, captured) and one INSERT into a scratch table shaped
-like audit_event, then commit."""
+SQLAlchemy, no HTTP). Two processes, each a loop of transactions: the scan's identity SELECT (the
+very statement `identity_values_by_code` sends, captured) and one INSERT into a scratch table
+shaped like audit_event, then commit."""
 
 import json
 import subprocess
@@ -19,7 +19,7 @@ from sqlmodel import Session
 from app.bench.ceiling_worker import TABLE
 from app.bench.database import libpq
 from app.db import OPERATOR_LIMITS, make_engine
-from app.vessels.repository import identity_by_code
+from app.vessels.repository import identity_values_by_code
 
 PROCESSES = 2
 RUN_MARGIN_S = 30.0
@@ -51,13 +51,13 @@ def _captured(session: Session) -> Iterator[list[tuple[str, dict[str, Any]]]]:
 
 
 def scan_select(database_url: str, code: str) -> tuple[str, str]:
-    """The SQL text `identity_by_code` sends for a scan, and the name of its code parameter.
+    """The SQL text `identity_values_by_code` sends for a scan, and the name of its code parameter.
 
     Also creates the scratch table the ceiling inserts into."""
     engine = make_engine(database_url, limits=OPERATOR_LIMITS)
     try:
         with Session(engine) as session, _captured(session) as sent:
-            identity_by_code(session, code)
+            identity_values_by_code(session, code)
             session.execute(
                 text(f"CREATE TABLE IF NOT EXISTS {TABLE} (LIKE audit_event INCLUDING ALL)")
             )

@@ -60,9 +60,10 @@ def _work(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _identity(row: tuple[Any, ...], description: Any) -> tuple[int, str]:
-    """The vessel id (first column) and the patient's COI from the identity row."""
+    """The vessel id and the patient's COI from the identity row (its columns are labelled
+    `entity__column`, app.vessels.repository)."""
     names = [column.name for column in description]
-    return row[0], row[names.index("coi")]
+    return row[names.index("vessel__id")], row[names.index("patient__coi")]
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ class Sizes:
     calls: int  # timed calls of each query, of which the median is reported
 
 
-QUICK = Sizes(2, 1, 100, 1_000, 100_000, 100, 3)
+QUICK = Sizes(2, 1, 100, 1_000, 20_000, 50, 3)
 FULL = Sizes(10, 2, 100, 10_000, 1_000_000, 300, 9)
 
 

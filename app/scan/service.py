@@ -23,7 +23,7 @@ from app.identity.codes import DIN, DIN_LENGTH, normalize, parse_din
 from app.labels.scanned import scanned_vessel_code
 from app.scan.schemas import ScanExpectation, ScanResult
 from app.vessels import service as vessels
-from app.vessels.repository import VesselIdentity, identity_by_code
+from app.vessels.repository import VesselIdentity, identity_by_code, identity_values_by_code
 from app.vessels.states import NO_LONGER_IN_USE, VesselKind, VesselStatus
 
 
@@ -135,7 +135,7 @@ def scan(
     except NotFound as exc:
         exc.aftermath = _refusal_record(actor, AuditAction.SCAN_UNKNOWN_CODE, code)
         raise
-    found = identity_by_code(session, parsed)
+    found = identity_values_by_code(session, parsed)  # read only: no ORM entities
     if found is None:
         raise NotFound(
             f"No vessel has code {parsed}. The label may belong to another site or a "

@@ -2,8 +2,10 @@
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
@@ -39,6 +41,58 @@ def _identity_by_code_query() -> Select:
 # Built once: this is the scan's query, and building it (aliases, joins) cost more CPU than
 # running it.
 _IDENTITY_BY_CODE = _identity_by_code_query()
+
+
+class Columns(SimpleNamespace):
+    """One row's column values by attribute, as its entity has them (same names, same types):
+    a read-only copy, not an entity. Nothing written to it reaches the database."""
+
+
+_ENTITIES: dict[str, Any] = {"vessel": Vessel, "biopsy": Biopsy, "patient": Patient, "batch": Batch}
+
+
+def _identity_values_query() -> Select:
+    """`_identity_by_code_query` as Core: every column of the four tables, labelled
+    `entity__column`, and the parent's code."""
+    tables: dict[str, Table] = {name: model.__table__ for name, model in _ENTITIES.items()}
+    vessel, biopsy, patient, batch = tables.values()
+    parent = vessel.alias("parent")
+    labelled = [c.label(f"{name}__{c.key}") for name, t in tables.items() for c in t.columns]
+    return (
+        select(*labelled, parent.c.code.label("parent_code"))
+        .select_from(
+            vessel.join(biopsy, biopsy.c.id == vessel.c.biopsy_id)
+            .join(patient, patient.c.id == biopsy.c.patient_id)
+            .outerjoin(batch, batch.c.id == vessel.c.batch_id)
+            .outerjoin(parent, parent.c.id == vessel.c.parent_id)
+        )
+        .where(vessel.c.code == bindparam("code"))
+    )
+
+
+_IDENTITY_VALUES = _identity_values_query()
+
+
+def identity_values_by_code(session: Session, code: str) -> VesselIdentity | None:
+    """`identity_by_code` for a caller that only reads the identity (the scan): the same query on
+    the connection, its rows as `Columns` instead of ORM entities, which cost a scan about as
+    much CPU again as the query itself (docs/performance.md, stop 22)."""
+    row = session.connection().execute(_IDENTITY_VALUES, {"code": code}).first()
+    if row is None:
+        return None
+    values: dict[str, dict[str, Any]] = {name: {} for name in _ENTITIES}
+    for key, value in row._mapping.items():
+        name, _, column = key.partition("__")
+        if column:
+            values[name][column] = value
+    vessel, biopsy, patient, batch = (Columns(**values[name]) for name in _ENTITIES)
+    return VesselIdentity(
+        cast(Vessel, vessel),
+        cast(Biopsy, biopsy),
+        cast(Patient, patient),
+        cast(Batch, batch) if batch.id is not None else None,
+        row.parent_code,
+    )
 
 
 def identity_by_code(session: Session, code: str, *, lock: bool = False) -> VesselIdentity | None:
