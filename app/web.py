@@ -124,6 +124,16 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
+def render_refusable(
+    request: Request, name: str, refusal: HomewardError | None, **context: Any
+) -> HTMLResponse:
+    """A page an act is sent from, read afresh: when the act was refused, in the refusal's
+    status and with it as `error` (the page's templates include refusal.html for it)."""
+    return render(
+        request, name, status_code=refusal.status if refusal else 200, error=refusal, **context
+    )
+
+
 async def signed_in_page_principal(request: Request, session: SessionDep) -> Deferred[Principal]:
     """The logged-in user of a page, from the HttpOnly cookie set at login, even one who must
     change their password first (only the password page accepts that one)."""

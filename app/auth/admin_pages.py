@@ -26,7 +26,7 @@ from app.config import Settings, SettingsDep
 from app.errors import HomewardError
 from app.pipeline import Router, SessionDep
 from app.types import Id
-from app.web import detached, form_model, refusals_shown_on, render
+from app.web import detached, form_model, refusals_shown_on, render_refusable
 
 router = Router(include_in_schema=False)
 
@@ -93,11 +93,10 @@ async def _show_users(
 ) -> HTMLResponse:
     settings = request.app.state.settings
     shown = await pageflow.read(session, partial(_people, session, settings, principal))
-    return render(
+    return render_refusable(
         request,
         "admin/users.html",
-        status_code=refusal.status if refusal else 200,
-        error=refusal,
+        refusal,
         refusal_headlines=HEADLINES,
         roles=list(Role),
         typed=typed or {},
@@ -116,11 +115,10 @@ async def _show_user(
 ) -> HTMLResponse:
     settings = request.app.state.settings
     shown = await pageflow.read(session, partial(_person, session, settings, principal, user_id))
-    return render(
+    return render_refusable(
         request,
         "admin/user.html",
-        status_code=refusal.status if refusal else 200,
-        error=refusal,
+        refusal,
         refusal_headlines=HEADLINES,
         notice=notice,
         roles=list(Role),

@@ -38,7 +38,14 @@ from app.release import service as release
 from app.release.schemas import Decision, ReleaseGatePublic
 from app.signatures.schemas import Meaning
 from app.types import CodeInput, Id
-from app.web import form_model, local_time, number, page_require, refusals_shown_on, render
+from app.web import (
+    form_model,
+    local_time,
+    number,
+    page_require,
+    refusals_shown_on,
+    render_refusable,
+)
 
 router = Router(include_in_schema=False)
 
@@ -332,10 +339,10 @@ def record_page(
         found,
         *(who for p in prints for who in (p.printed_by, p.voided_by)),
     )
-    return render(
+    return render_refusable(
         request,
         "batches/record.html",
-        status_code=refusal.status if refusal else 200,
+        refusal,
         principal=principal,
         record=found,
         patient=context.patient,
@@ -353,7 +360,6 @@ def record_page(
         disposition=dispositions.last_disposition(session, batch_id),
         acts=dispositions.acts(principal, status, allowed),
         deviation_kinds=[k.value for k in DeviationKind],
-        refusal=refusal,
     )
 
 

@@ -31,7 +31,7 @@ from app.web import (
     local_input,
     page_require,
     parse_local_datetime,
-    render,
+    render_refusable,
     typed_number,
 )
 
@@ -104,12 +104,11 @@ async def _show_biopsy(
     typed: dict[str, str] | None = None,
 ) -> HTMLResponse:
     shown = await pageflow.read(session, partial(_biopsy_page, session, biopsy_id))
-    return render(
+    return render_refusable(
         request,
         "biopsies/biopsy.html",
-        status_code=refusal.status if refusal else 200,
+        refusal,
         principal=principal,
-        error=refusal,
         printed=printed,
         typed=typed or {},
         **shown,
@@ -127,12 +126,11 @@ async def _show_receipt(
     typed: dict[str, str] | None = None,
 ) -> HTMLResponse:
     zone = request.app.state.settings.display_timezone
-    return render(
+    return render_refusable(
         request,
         "biopsies/receive.html",
-        status_code=refusal.status if refusal else 200,
+        refusal,
         principal=principal,
-        error=refusal,
         scanned=scanned,
         typed=typed or {},
         now_input=local_input(utcnow(), zone),

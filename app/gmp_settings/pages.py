@@ -24,7 +24,7 @@ from app.signatures.schemas import Password, SignatureInput
 from app.specifications import service as specifications
 from app.specifications.schemas import SpecificationCreate
 from app.types import Id, LongText
-from app.web import form_model, page_require, refusals_shown_on, render
+from app.web import form_model, page_require, refusals_shown_on, render, render_refusable
 
 router = Router(include_in_schema=False)
 
@@ -123,16 +123,15 @@ def draft_page(
     version while none is), with the refusal of the last attempt."""
     versions = specifications.list_public(session)
     base = next((v for v in versions if v.in_force), versions[0] if versions else None)
-    return render(
+    return render_refusable(
         request,
         "gmp_settings/specification_draft.html",
-        status_code=refusal.status if refusal else 200,
+        refusal,
         principal=principal,
         base=base,
         rows=rows if rows is not None else spec_form.rows_from(base),
         note=note,
         comment=comment,
-        refusal=refusal,
     )
 
 

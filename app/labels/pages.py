@@ -17,7 +17,7 @@ from app.errors import HomewardError
 from app.labels import service
 from app.labels.schemas import Dpi, PrinterCreate, PrinterPublic, typed_int
 from app.pipeline import Router, SessionDep
-from app.web import detached, form_model, refusals_shown_on, render
+from app.web import detached, form_model, refusals_shown_on, render_refusable
 
 router = Router(include_in_schema=False)
 
@@ -44,12 +44,11 @@ async def _show(
     registered: str | None = None,
 ) -> HTMLResponse:
     shown = await pageflow.read(session, partial(_printers, session, principal))
-    return render(
+    return render_refusable(
         request,
         "admin/printers.html",
-        status_code=refusal.status if refusal else 200,
+        refusal,
         **shown,
-        error=refusal,
         typed=typed or {},
         registered=registered,
         resolutions=get_args(Dpi),

@@ -34,7 +34,7 @@ from app.materials.states import LotStatus
 from app.pipeline import Router, SessionDep
 from app.qualifications.pages import end_of_day
 from app.types import Id
-from app.web import detached, form_model, refusals_shown_on, render
+from app.web import detached, form_model, refusals_shown_on, render_refusable
 
 router = Router(include_in_schema=False)
 
@@ -79,11 +79,10 @@ async def _show(
     notice: str | None = None,
 ) -> HTMLResponse:
     shown = await pageflow.read(session, partial(_catalogue, session, principal))
-    return render(
+    return render_refusable(
         request,
         "materials/index.html",
-        status_code=refusal.status if refusal else 200,
-        error=refusal,
+        refusal,
         notice=notice,
         typed=typed or {},
         statuses=list(LotStatus),

@@ -21,7 +21,7 @@ from app.patients import service
 from app.patients.schemas import PatientCreate, Sex, VoidRequest
 from app.pipeline import Router, SessionDep
 from app.types import Id
-from app.web import form_model, local_input, page_require, render
+from app.web import form_model, local_input, page_require, render, render_refusable
 
 router = Router(include_in_schema=False)
 
@@ -56,12 +56,11 @@ async def show_patient(
     from it was refused."""
     shown = await pageflow.read(session, partial(_patient_page, session, patient_id))
     zone = request.app.state.settings.display_timezone
-    return render(
+    return render_refusable(
         request,
         "patients/patient.html",
-        status_code=refusal.status if refusal else 200,
+        refusal,
         principal=principal,
-        error=refusal,
         typed=typed or {},
         now_input=local_input(utcnow(), zone),
         **shown,

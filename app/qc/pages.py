@@ -25,7 +25,7 @@ from app.qc import service
 from app.qc.schemas import QcResultCreate, QcResultPublic
 from app.scan.views import identity_of
 from app.types import Id
-from app.web import form_model, page_require, render
+from app.web import form_model, page_require, render_refusable
 
 router = Router(include_in_schema=False)
 
@@ -85,14 +85,13 @@ async def _show(
 ) -> HTMLResponse:
     settings = request.app.state.settings
     shown = await pageflow.read(session, partial(_page, session, settings, batch_id))
-    return render(
+    return render_refusable(
         request,
         "qc/batch.html",
-        status_code=refusal.status if refusal else 200,
+        refusal,
         principal=principal,
         entry=entry,
         entered=entered,
-        error=refusal,
         **shown,
     )
 

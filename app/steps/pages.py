@@ -32,7 +32,7 @@ from app.steps import service
 from app.steps.form import MEASUREMENTS, StepForm
 from app.steps.rules import RULES, StepKind
 from app.types import Id
-from app.web import page_require, render
+from app.web import page_require, render, render_refusable
 
 router = Router(include_in_schema=False)
 
@@ -201,13 +201,12 @@ async def _show_step(
     request, session, principal, step_id: int, *, printed=None, refusal=None, code=None
 ) -> HTMLResponse:
     shown = await pageflow.read(session, partial(_step_page, session, step_id))
-    return render(
+    return render_refusable(
         request,
         "steps/recorded.html",
-        status_code=refusal.status if refusal else 200,
+        refusal,
         principal=principal,
         printed=printed,
-        refusal=refusal,
         refused_code=code,
         **shown,
     )

@@ -24,7 +24,7 @@ from app.pipeline import Router, SessionDep
 from app.storage import service
 from app.storage.schemas import CustodyCreate, CustodyPublic, LocationCreate, LocationKind
 from app.trace import service as trace
-from app.web import form_model, page_require, render
+from app.web import form_model, page_require, render, render_refusable
 
 router = Router(include_in_schema=False)
 
@@ -171,14 +171,13 @@ async def _show_locations(
     refusal: HomewardError | None = None,
 ) -> HTMLResponse:
     shown = await pageflow.read(session, partial(_locations_page, session))
-    return render(
+    return render_refusable(
         request,
         "storage/locations.html",
-        status_code=refusal.status if refusal else 200,
+        refusal,
         principal=principal,
         typed=typed,
         created=created,
-        error=refusal,
         **shown,
     )
 
