@@ -46,7 +46,10 @@ DATABASE_FIXTURES = frozenset({"database_url", "engine", "committed_engine", "fr
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked postgres_only are skipped on SQLite (it serializes writers: no interleaving).
-    On PostgreSQL, tests that use no database are deselected: they ran in the SQLite pass."""
+    On PostgreSQL, tests that use no database are deselected: they ran in the SQLite pass.
+    Tests marked long come first: the other test process runs short ones beside them, instead
+    of one process finishing the run alone on a long test picked up last."""
+    items.sort(key=lambda item: "long" not in item.keywords)  # stable: the rest keep their order
     if os.environ.get(PG_ENV):
         elsewhere = [
             item
@@ -56,7 +59,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         ]
         if elsewhere:
             config.hook.pytest_deselected(items=elsewhere)
-            items[:] = [item for item in items if item not in set(elsewhere)]
+            deselected = set(elsewhere)
+            items[:] = [item for item in items if item not in deselected]
         return
     skip = pytest.mark.skip(reason=f"needs PostgreSQL ({PG_ENV})")
     for item in items:

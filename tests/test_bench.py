@@ -58,6 +58,7 @@ FIGURES = (
 BENCH_TIMEOUT_S = 600  # ~1 min on an idle 2-core machine; a bound, so CI never hangs on it
 
 
+@pytest.mark.long
 @pytest.mark.postgres_only
 @on_postgresql
 def test_perf_bench_quick_runs_and_reports_every_figure():

@@ -446,6 +446,7 @@ def _the_server_recorded_the_day(day: Day) -> None:
         assert _script_problems(page) == [], (who, page.problems)
 
 
+@pytest.mark.long
 def test_coi5_coi6_rel3_a_whole_lab_day_in_chromium(day: Day) -> None:
     api = day.api
     roles = {
