@@ -26,51 +26,38 @@ class VesselIdentity:
     parent_code: str | None
 
 
-def _identity_by_code_query() -> Select:
-    parent = aliased(Vessel)
-    return (
-        select(Vessel, Biopsy, Patient, Batch, parent.code)
-        .join(Biopsy, col(Biopsy.id) == Vessel.biopsy_id)
-        .join(Patient, col(Patient.id) == Biopsy.patient_id)
-        .outerjoin(Batch, col(Batch.id) == Vessel.batch_id)
-        .outerjoin(parent, parent.id == Vessel.parent_id)
-        .where(col(Vessel.code) == bindparam("code"))
+_ENTITIES: dict[str, Any] = {"vessel": Vessel, "biopsy": Biopsy, "patient": Patient, "batch": Batch}
+
+
+def _identity_queries() -> tuple[Select, Select]:
+    """The identity of the vessel with the `code` parameter: its biopsy, patient, batch (if any)
+    and its parent's code, as ORM entities and as Core columns labelled `entity__column`. One
+    join serves both."""
+    tables: dict[str, Table] = {name: model.__table__ for name, model in _ENTITIES.items()}
+    vessel, biopsy, patient, batch = tables.values()
+    parent = vessel.alias("parent")
+    joined = (
+        vessel.join(biopsy, biopsy.c.id == vessel.c.biopsy_id)
+        .join(patient, patient.c.id == biopsy.c.patient_id)
+        .outerjoin(batch, batch.c.id == vessel.c.batch_id)
+        .outerjoin(parent, parent.c.id == vessel.c.parent_id)
     )
+    where = vessel.c.code == bindparam("code")
+    parent_code = parent.c.code.label("parent_code")
+    entities = select(Vessel, Biopsy, Patient, Batch, parent_code).select_from(joined).where(where)
+    labelled = [c.label(f"{name}__{c.key}") for name, t in tables.items() for c in t.columns]
+    values = select(*labelled, parent_code).select_from(joined).where(where)
+    return entities, values
 
 
 # Built once: this is the scan's query, and building it (aliases, joins) cost more CPU than
 # running it.
-_IDENTITY_BY_CODE = _identity_by_code_query()
+_IDENTITY_BY_CODE, _IDENTITY_VALUES = _identity_queries()
 
 
 class Columns(SimpleNamespace):
     """One row's column values by attribute, as its entity has them (same names, same types):
     a read-only copy, not an entity. Nothing written to it reaches the database."""
-
-
-_ENTITIES: dict[str, Any] = {"vessel": Vessel, "biopsy": Biopsy, "patient": Patient, "batch": Batch}
-
-
-def _identity_values_query() -> Select:
-    """`_identity_by_code_query` as Core: every column of the four tables, labelled
-    `entity__column`, and the parent's code."""
-    tables: dict[str, Table] = {name: model.__table__ for name, model in _ENTITIES.items()}
-    vessel, biopsy, patient, batch = tables.values()
-    parent = vessel.alias("parent")
-    labelled = [c.label(f"{name}__{c.key}") for name, t in tables.items() for c in t.columns]
-    return (
-        select(*labelled, parent.c.code.label("parent_code"))
-        .select_from(
-            vessel.join(biopsy, biopsy.c.id == vessel.c.biopsy_id)
-            .join(patient, patient.c.id == biopsy.c.patient_id)
-            .outerjoin(batch, batch.c.id == vessel.c.batch_id)
-            .outerjoin(parent, parent.c.id == vessel.c.parent_id)
-        )
-        .where(vessel.c.code == bindparam("code"))
-    )
-
-
-_IDENTITY_VALUES = _identity_values_query()
 
 
 def identity_values_by_code(session: Session, code: str) -> VesselIdentity | None:
