@@ -29,10 +29,25 @@ class VesselIdentity:
 _ENTITIES: dict[str, Any] = {"vessel": Vessel, "biopsy": Biopsy, "patient": Patient, "batch": Batch}
 
 
+# The columns of each entity that a scan reads (`identity_values_by_code`): the vessel as
+# VesselPublic shows it, what the expectation, the fitness and the batch summary check, and none
+# of the patient's personal data. Each column a row carries costs CPU in the driver and in
+# SQLAlchemy; the scan's 61 columns were a tenth of its work (docs/performance.md, stop 23).
+SCAN_READS: dict[str, tuple[str, ...]] = {
+    "vessel": (
+        "id", "code", "kind", "status", "batch_id", "passage", "location", "created_at",
+        "is_dose", "cell_count", "volume_ml", "expires_at", "produced_by_step_id",
+    ),
+    "biopsy": ("id", "din", "received_at", "accepted", "voided_at"),
+    "patient": ("id", "coi", "voided_at"),
+    "batch": ("id", "batch_number", "biopsy_id", "status", "created_at"),
+}  # fmt: skip
+
+
 def _identity_queries() -> tuple[Select, Select]:
     """The identity of the vessel with the `code` parameter: its biopsy, patient, batch (if any)
-    and its parent's code, as ORM entities and as Core columns labelled `entity__column`. One
-    join serves both."""
+    and its parent's code, as ORM entities and as the Core columns a scan reads, labelled
+    `entity__column`. One join serves both."""
     tables: dict[str, Table] = {name: model.__table__ for name, model in _ENTITIES.items()}
     vessel, biopsy, patient, batch = tables.values()
     parent = vessel.alias("parent")
@@ -45,7 +60,11 @@ def _identity_queries() -> tuple[Select, Select]:
     where = vessel.c.code == bindparam("code")
     parent_code = parent.c.code.label("parent_code")
     entities = select(Vessel, Biopsy, Patient, Batch, parent_code).select_from(joined).where(where)
-    labelled = [c.label(f"{name}__{c.key}") for name, t in tables.items() for c in t.columns]
+    labelled = [
+        tables[name].c[key].label(f"{name}__{key}")
+        for name, keys in SCAN_READS.items()
+        for key in keys
+    ]
     values = select(*labelled, parent_code).select_from(joined).where(where)
     return entities, values
 
@@ -56,14 +75,15 @@ _IDENTITY_BY_CODE, _IDENTITY_VALUES = _identity_queries()
 
 
 class Columns(SimpleNamespace):
-    """One row's column values by attribute, as its entity has them (same names, same types):
-    a read-only copy, not an entity. Nothing written to it reaches the database."""
+    """Some of one row's column values by attribute, as its entity has them (same names, same
+    types): a read-only copy, not an entity. Nothing written to it reaches the database; reading
+    a column it does not carry is an AttributeError."""
 
 
 def identity_values_by_code(session: Session, code: str) -> VesselIdentity | None:
-    """`identity_by_code` for a caller that only reads the identity (the scan): the same query on
-    the connection, its rows as `Columns` instead of ORM entities, which cost a scan about as
-    much CPU again as the query itself (docs/performance.md, stop 22)."""
+    """`identity_by_code` for a caller that only reads the identity (the scan): the same join on
+    the connection, the `SCAN_READS` columns as `Columns` instead of ORM entities, which cost a
+    scan about as much CPU again as the query itself (docs/performance.md, stop 22)."""
     row = session.connection().execute(_IDENTITY_VALUES, {"code": code}).first()
     if row is None:
         return None
