@@ -193,16 +193,23 @@ class DirectRoute(UnitOfWorkRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         included = _effective_route_context_var.get()
-        if included is not None and included.original_route is self:
-            # Dependencies added by an including router (a CSRF check) would be skipped.
-            assert len(included.dependant.dependencies) == len(self.dependant.dependencies), (
-                "a DirectRoute cannot take dependencies from the router that includes it"
+        added = (
+            included is not None
+            and included.original_route is self
+            and (len(included.dependant.dependencies) != len(self.dependant.dependencies))
+        )
+        if added:  # dependencies of an including router (a CSRF check) would be skipped
+            raise RuntimeError(
+                "a DirectRoute cannot take dependencies from the router including it"
             )
 
         async def handle(request: Request) -> Response:
             async with admitted_session(request) as session:
                 kwargs = await self._arguments(request, session)
-                assert kwargs.keys() == self._parameters, "arguments must match the endpoint"
+                if kwargs.keys() != self._parameters:  # not an assert: it must hold under -O
+                    raise TypeError(
+                        f"{self.path}: arguments {sorted(kwargs)} do not match the endpoint"
+                    )
                 result = await self.endpoint(**kwargs)
             content = await serialize_response(
                 field=self.response_field, response_content=result, dump_json=True
