@@ -130,8 +130,8 @@ def get_settings() -> Settings:
     return Settings()
 
 
-async def _settings_of(request: Request) -> Settings:
+async def settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 
-SettingsDep = Annotated[Settings, Depends(_settings_of)]
+SettingsDep = Annotated[Settings, Depends(settings_of)]

@@ -7,7 +7,7 @@ from sqlmodel import Session
 from app.auth.deps import bearer, request_token, require
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.config import Settings, SettingsDep
+from app.config import SettingsDep, settings_of
 from app.pipeline import DirectRoute, Router, SessionDep, json_body
 from app.scan import service
 from app.scan.schemas import ScanRequest, ScanResult
@@ -21,7 +21,7 @@ Scanner = Annotated[Principal, Depends(scanner)]
 async def _arguments(request: Request, session: Session) -> dict[str, Any]:
     """The scan's parameters, from the dependencies FastAPI would solve, in the same order: the
     token (401) before the body (422, after the principal is settled: 401/403 first)."""
-    settings: Settings = request.app.state.settings
+    settings = await settings_of(request)
     token = await request_token(request, await bearer(request))
     return {
         "principal": await scanner(session, settings, token),

@@ -32,7 +32,8 @@ _ENTITIES: dict[str, Any] = {"vessel": Vessel, "biopsy": Biopsy, "patient": Pati
 # The columns of each entity that a scan reads (`identity_values_by_code`): the vessel as
 # VesselPublic shows it, what the expectation, the fitness and the batch summary check, and none
 # of the patient's personal data. Each column a row carries costs CPU in the driver and in
-# SQLAlchemy; the scan's 61 columns were a tenth of its work (docs/performance.md, stop 23).
+# SQLAlchemy; cutting 61 columns to these took 13 % of a scan's Python calls (docs/performance.md,
+# stop 23).
 SCAN_READS: dict[str, tuple[str, ...]] = {
     "vessel": (
         "id", "code", "kind", "status", "batch_id", "passage", "location", "created_at",
