@@ -1,13 +1,15 @@
 """Engine, the per-request session (the ONLY place that commits), and database-portable types."""
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
+import psycopg
+from psycopg.pq import ExecStatus
 from sqlalchemy import DateTime, Engine, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -96,7 +98,7 @@ def make_engine(url: str, *, pool: bool = True, limits: Limits = DEFAULT_LIMITS)
     )
     return create_engine(
         url,
-        connect_args={"options": options},
+        connect_args={"options": options, "cursor_factory": LazyDescriptionCursor},
         # No pre-ping: it is a round trip on every checkout; a dead connection fails its request
         # once (503 busy) and the pool replaces it.
         pool_pre_ping=False,
@@ -105,6 +107,61 @@ def make_engine(url: str, *, pool: bool = True, limits: Limits = DEFAULT_LIMITS)
         pool_timeout=limits.busy_timeout_s,
         pool_recycle=3600,
     )
+
+
+_TUPLES = frozenset({ExecStatus.TUPLES_OK, ExecStatus.SINGLE_TUPLE, ExecStatus.TUPLES_CHUNK})
+
+
+class _ResultShape:
+    """What psycopg's `Column` reads from its cursor, as it was when the description was asked
+    for: a later statement on the cursor does not change a description already handed out."""
+
+    __slots__ = ("_encoding", "adapters", "pgresult")
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self.pgresult = cursor.pgresult
+        self._encoding = cursor._encoding
+        self.adapters = cursor.adapters
+
+
+class _Description(Sequence[psycopg.Column]):
+    """A cursor's description whose `Column`s are built when read, not all at every statement."""
+
+    __slots__ = ("_length", "_shape")
+
+    def __init__(self, shape: _ResultShape, length: int) -> None:
+        self._shape = shape
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> psycopg.Column: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[psycopg.Column]: ...
+    def __getitem__(self, index: int | slice) -> psycopg.Column | list[psycopg.Column]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        if not -self._length <= index < self._length:
+            raise IndexError("description index out of range")
+        return psycopg.Column(self._shape, index % self._length)  # type: ignore[arg-type]
+
+
+class LazyDescriptionCursor(psycopg.Cursor[Any]):
+    """psycopg's cursor, with `description` built column by column on demand.
+
+    psycopg builds a `Column` for every result column of every statement (about ten Python
+    calls each), while SQLAlchemy only asks whether there is a description once it has cached
+    the result metadata of a compiled statement: 44 columns a scan (docs/performance.md).
+    """
+
+    @property
+    def description(self) -> _Description | None:  # type: ignore[override]
+        result = self.pgresult
+        if result and (result.nfields or result.status in _TUPLES):
+            return _Description(_ResultShape(self), result.nfields)
+        return None
 
 
 # Set by `reads_only()`: the current thread's transactions only read, so on SQLite they begin

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import psycopg
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import text
@@ -10,7 +11,7 @@ from sqlalchemy.exc import StatementError
 from app.audit.actions import AuditAction, EntityType
 from app.audit.service import record
 from app.config import Settings
-from app.db import DEFAULT_LIMITS, unit_of_work
+from app.db import DEFAULT_LIMITS, LazyDescriptionCursor, unit_of_work
 from app.errors import Conflict
 from app.patients.models import Patient
 from tests.helpers import audit_events
@@ -115,3 +116,33 @@ def test_sec_production_refuses_unsigned_webhooks():
         webhook_urls=["https://clinic/hook"],
         webhook_secret="s" * 16,
     )
+
+
+@pytest.mark.postgres_only
+def test_postgresql_descriptions_read_on_demand_are_the_drivers_own(engine):
+    """The engine's cursors build a description's columns when read (LazyDescriptionCursor):
+    what they describe is what psycopg's own cursor describes, and a description handed out
+    keeps describing its own result after the cursor runs the next statement."""
+    raw = engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        query = "SELECT 1 AS one, 'two'::text AS two, now() AS three, NULL::numeric(5, 2) AS four"
+        cursor, plain = connection.cursor(), psycopg.Cursor(connection)
+        assert type(cursor) is LazyDescriptionCursor
+        cursor.execute(query)
+        plain.execute(query)
+        lazy, eager = cursor.description, plain.description
+        assert [tuple(column) for column in lazy] == [tuple(column) for column in eager]
+        assert [column.name for column in lazy[1:3]] == ["two", "three"]
+        assert lazy[-1].name == "four" and lazy[-1].precision == 5
+        with pytest.raises(IndexError):
+            lazy[4]
+        cursor.execute("SELECT 1 AS other")
+        assert [column.name for column in lazy] == ["one", "two", "three", "four"]
+        assert [column.name for column in cursor.description] == ["other"]
+        cursor.execute("SET LOCAL lock_timeout = 1000")  # no rows: no description
+        assert cursor.description is None and plain.description is not None
+        cursor.execute("SELECT")  # rows of no columns: an empty description, not None
+        assert cursor.description is not None and len(cursor.description) == 0
+    finally:
+        raw.close()
