@@ -116,7 +116,7 @@ def serve(
 ) -> None:
     """Run the web server."""
     uvicorn.run(
-        "app.main:create_app",
+        "app.main:serving_app",
         factory=True,
         host=host,
         port=port,

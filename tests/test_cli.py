@@ -2,10 +2,14 @@
 and signed audit checkpoints (AUD-7)."""
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import uvicorn
 from typer.testing import CliRunner
 
 from app.audit import service as audit
@@ -222,3 +226,26 @@ def test_aud7_no_checkpoint_without_a_key_and_no_traceback_for_a_bad_file(cli_db
     junk.write_text("not json")
     unreadable = runner.invoke(cli, ["audit", "verify", "--checkpoint", str(junk)])
     assert unreadable.exit_code == 2 and "cannot read the checkpoint" in unreadable.output
+
+
+def test_served_workers_start_with_their_heap_out_of_the_collectors_reach(cli_db, monkeypatch):
+    """`homeward serve` builds each worker's application with its heap frozen (gc.freeze): a full
+    collection then walks what requests made, not the objects of every module, route and model,
+    which stalled a worker's requests for 120-300 ms at a time (docs/performance.md, stop 24)."""
+    served: dict = {}
+    monkeypatch.setattr(
+        uvicorn, "run", lambda target, **options: served.update(options, app=target)
+    )
+    result = runner.invoke(cli, ["serve", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert served["factory"] and served["workers"] == 2
+    probe = (
+        "import gc; from uvicorn.importer import import_from_string; "
+        f"before = gc.get_freeze_count(); import_from_string({served['app']!r})(); "
+        "print(before, gc.get_freeze_count())"
+    )
+    worker = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=os.environ, check=True
+    )
+    before, frozen = map(int, worker.stdout.split())
+    assert before == 0 and frozen > 100_000
