@@ -298,15 +298,19 @@ def create_app(
 
 
 def serving_app() -> FastAPI:
-    """The application as `homeward serve` runs it: `create_app()` with its heap frozen.
+    """The application as `homeward serve` runs it in each worker: `create_app()`, its heap
+    then frozen (`freeze_heap`)."""
+    return freeze_heap(create_app())
 
-    Everything built up to here (modules, routes, models, mappers: ~220,000 objects) is moved
-    out of the garbage collector's reach with `gc.freeze()`. A full collection in a serving
-    worker otherwise walked all of it: 120-300 ms with the GIL held, every request of that
-    worker stalled meanwhile, twice in a 40 s run at 32 clients; frozen, 7-28 ms
-    (docs/performance.md, stop 24). Tests build their apps with `create_app`, unfrozen.
+
+def freeze_heap(app: FastAPI) -> FastAPI:
+    """`app` with everything built so far moved out of the garbage collector's reach.
+
+    Modules, routes, models and mappers (~220,000 objects) are alive for the whole process; a
+    full collection in a serving worker otherwise walked all of them: 120-300 ms with the GIL
+    held, every request of that worker stalled meanwhile, twice in a 40 s run at 32 clients;
+    frozen, 7-28 ms (docs/performance.md, stop 24). Tests build their apps unfrozen.
     """
-    app = create_app()
     configure_mappers()  # lazily at the first query otherwise, after the freeze
     gc.collect()
     gc.freeze()

@@ -36,7 +36,7 @@ def _serve_scans(url: str, count: int) -> None:
     from fastapi.testclient import TestClient
 
     from app.bench.run import _password
-    from app.main import create_app
+    from app.main import create_app, freeze_heap
 
     app = create_app(bench_settings(url))
     with TestClient(app) as client:
@@ -77,6 +77,7 @@ def _serve_scans(url: str, count: int) -> None:
 
     async def main() -> None:
         async with app.router.lifespan_context(app):
+            freeze_heap(app)  # as `homeward serve` runs it
             for i in range(WARM_UP):
                 await scan(bodies[i % len(bodies)])
             instrument(True)
