@@ -57,7 +57,7 @@ def timestamp(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def _digest(
+def _content(
     scope: str,
     prev_hash: str,
     occurred_at: str,
@@ -70,11 +70,14 @@ def _digest(
     new_values: str | None,
     reason: str | None,
 ) -> str:
-    content = _ENCODER.encode(
+    return _ENCODER.encode(
         [CANONICAL_VERSION, scope, prev_hash, occurred_at, actor_id, actor, action,
          entity_type, entity_id, old_values, new_values, reason]
     )  # fmt: skip
-    return sha256(content.encode()).hexdigest()
+
+
+def _digest(*content: Any) -> str:
+    return sha256(_content(*content).encode()).hexdigest()
 
 
 def event_hash(
@@ -96,6 +99,31 @@ def event_hash(
         scope, prev_hash, timestamp(occurred_at), actor_id, actor, action, entity_type,
         entity_id, old_values, new_values, reason,
     )  # fmt: skip
+
+
+def content_around_prev_hash(
+    *,
+    scope: str,
+    occurred_at: datetime,
+    actor_id: int | None,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: int | None,
+    old_values: str | None,
+    new_values: str | None,
+    reason: str | None,
+) -> tuple[str, str]:
+    """The event's canonical content either side of its prev_hash, `(before, after)`: for a hex
+    digest `h` (which JSON leaves unescaped), `event_hash(prev_hash=h, ...)` is the SHA-256 of
+    `before + h + after`. PostgreSQL joins them around its chain head's last hash inside the
+    statement that locks the head and appends (ADR 0034)."""
+    whole = _content(
+        scope, "", timestamp(occurred_at), actor_id, actor, action, entity_type, entity_id,
+        old_values, new_values, reason,
+    )  # fmt: skip
+    before = _ENCODER.encode([CANONICAL_VERSION, scope, ""])[: -len('"]')]
+    return before, whole[len(before) :]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,19 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Text,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
@@ -24,6 +36,7 @@ from app.audit.chain import (
     Tail,
     Verification,
     canonical_json,
+    content_around_prev_hash,
     event_hash,
     verify,
 )
@@ -57,23 +70,43 @@ _SET_HEAD = (
 )
 _APPEND = insert(_EVENTS).returning(_EVENTS.c.seq, sort_by_parameter_order=True)
 # PostgreSQL, a transaction with one event (a scan, a refusal's aftermath; a change that writes
-# rows has its snapshot event too): the INSERT and the move of its chain's head in one
-# statement, a round trip less while the head is locked (ADR 0018).
+# rows has its snapshot event too): lock the chain's head, append the event hashed on the head's
+# last hash, and move the head, in ONE statement, the transaction's last before its commit: the
+# chain lock is held for this statement and the commit only (ADR 0034, after ADR 0018). The
+# hash is the one `event_hash` gives: PostgreSQL's sha256 of the canonical content, whose two
+# parts around prev_hash come from `content_around_prev_hash`.
+_HEAD = (
+    select(_HEADS.c.scope, _HEADS.c.count, _HEADS.c.last_hash)
+    .where(_HEADS.c.scope == bindparam("e_scope"))
+    .with_for_update()
+    .cte("head")
+)
+_CONTENT = bindparam("before", type_=Text) + _HEAD.c.last_hash + bindparam("after", type_=Text)
 _APPENDED = (
     insert(_EVENTS)
-    .values({column: bindparam(f"e_{column}") for column in ("hash", *HASHED_FIELDS)})
-    .returning(_EVENTS.c.seq)
+    .from_select(
+        ["hash", *HASHED_FIELDS],
+        select(
+            func.encode(
+                func.sha256(func.convert_to(_CONTENT, literal_column("'UTF8'"))),
+                literal_column("'hex'"),
+            ),
+            *(
+                _HEAD.c.last_hash
+                if column == "prev_hash"
+                else bindparam(f"e_{column}", type_=_EVENTS.c[column].type)
+                for column in HASHED_FIELDS
+            ),
+        ).select_from(_HEAD),
+    )
+    .returning(_EVENTS.c.seq, _EVENTS.c.prev_hash, _EVENTS.c.hash)
     .cte("appended")
 )
-_APPEND_ONE = (
+_APPEND_ALONE = (
     update(_HEADS)
-    .where(_HEADS.c.scope == bindparam("b_scope"))
-    .values(
-        count=bindparam("b_count"),
-        last_seq=select(_APPENDED.c.seq).scalar_subquery(),
-        last_hash=bindparam("b_hash"),
-    )
-    .returning(_HEADS.c.last_seq)
+    .where(_HEADS.c.scope == _HEAD.c.scope, _APPENDED.c.prev_hash == _HEAD.c.last_hash)
+    .values(count=_HEAD.c.count + 1, last_seq=_APPENDED.c.seq, last_hash=_APPENDED.c.hash)
+    .returning(_APPENDED.c.seq, _APPENDED.c.prev_hash, _APPENDED.c.hash)
 )
 _PENDING = "homeward_pending_audit_events"
 
@@ -148,6 +181,9 @@ def _append_pending(session: OrmSession) -> None:
         return
     # Core statements on the connection: the ORM's execution layer is not needed here.
     connection = session.connection()
+    alone = len(pending) == 1 and connection.dialect.name == "postgresql"
+    if alone and _append_alone(connection, pending[0]):
+        return  # else (the chain has no head yet) its first event takes the general way
     heads: dict[str, str] = {}
     counts: dict[str, int] = {}
     # Heads locked in one order (by scope name), so two transactions that append to the same
@@ -164,12 +200,6 @@ def _append_pending(session: OrmSession) -> None:
         fields = {column: getattr(event, column) for column in HASHED_FIELDS}
         event.hash = heads[event.scope] = event_hash(**fields)
         rows.append(fields | {"hash": event.hash})
-    if len(pending) == 1 and connection.dialect.name == "postgresql":
-        (event,) = pending
-        head = {"b_scope": event.scope, "b_count": counts[event.scope] + 1, "b_hash": event.hash}
-        values = {f"e_{column}": value for column, value in rows[0].items()}
-        event.seq = connection.execute(_APPEND_ONE, values | head).scalar_one()
-        return
     # A Core INSERT: the ORM's unit of work cost more CPU than the append itself.
     seqs = connection.execute(_APPEND, rows).scalars().all()
     last_seq: dict[str, int] = {}
@@ -183,6 +213,18 @@ def _append_pending(session: OrmSession) -> None:
             for scope, seq in last_seq.items()
         ],
     )
+
+
+def _append_alone(connection: Connection, event: PendingEvent) -> bool:
+    """Append `event` to its chain with `_APPEND_ALONE`; False if the chain has no head yet."""
+    fields = {column: getattr(event, column) for column in HASHED_FIELDS if column != "prev_hash"}
+    before, after = content_around_prev_hash(**fields)
+    values = {f"e_{column}": value for column, value in fields.items()}
+    row = connection.execute(_APPEND_ALONE, values | {"before": before, "after": after}).first()
+    if row is None:
+        return False
+    event.seq, event.prev_hash, event.hash = row
+    return True
 
 
 def _snapshot_events(session: OrmSession, pending: list[PendingEvent]) -> list[PendingEvent]:

@@ -4,10 +4,14 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from app.audit.chain import (
     GENESIS,
     ROW_COLUMNS,
     canonical_json,
+    content_around_prev_hash,
     event_hash,
     timestamp,
     verify,
@@ -97,3 +101,30 @@ def test_aud3_a_rehashed_forgery_still_breaks_the_link_to_the_next_event():
     rows[3] = _replace(forged, hash=event_hash(**fields))
     result = verify(rows)
     assert not result.ok and result.first_bad_seq == 5
+
+
+_TEXT = st.text(max_size=40)
+_OPTIONAL_TEXT = st.none() | _TEXT
+_ID = st.none() | st.integers(min_value=-(2**31), max_value=2**31 - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    prev_hash=st.just(GENESIS) | st.binary(min_size=32, max_size=32).map(bytes.hex),
+    scope=_TEXT,
+    occurred_at=st.datetimes(timezones=st.just(UTC)),
+    actor_id=_ID,
+    actor=_TEXT,
+    action=_TEXT,
+    entity_type=_TEXT,
+    entity_id=_ID,
+    old_values=_OPTIONAL_TEXT,
+    new_values=_OPTIONAL_TEXT,
+    reason=_OPTIONAL_TEXT,
+)
+def test_aud3_the_content_either_side_of_prev_hash_hashes_as_the_event(prev_hash, **fields):
+    """What PostgreSQL hashes in the one-statement append (ADR 0034), the two parts joined around
+    the head's last hash, is exactly the canonical content `event_hash` hashes."""
+    before, after = content_around_prev_hash(**fields)
+    joined = hashlib.sha256((before + prev_hash + after).encode()).hexdigest()
+    assert joined == event_hash(prev_hash=prev_hash, **fields)
