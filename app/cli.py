@@ -1,21 +1,18 @@
 """`homeward`: the operators' command line."""
 
-import asyncio
 import json
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 import app.models  # noqa: F401  (every table mapped before the first query)
+from app import serving
 from app.audit import checkpoint as checkpoints
 from app.audit.service import verify_trail
 from app.auth import service as auth
@@ -27,7 +24,6 @@ from app.config import get_settings
 from app.db import OPERATOR_LIMITS, SessionFactory, make_engine, session_factory_for, unit_of_work
 from app.demo import seed
 from app.errors import HomewardError
-from app.logs import log_config
 from app.migrate import upgrade
 from app.validation.run import run as run_validation
 
@@ -102,47 +98,14 @@ def demo() -> None:
         typer.echo(f"  {user.username:<10} {user.password:<22} {', '.join(user.roles)}")
 
 
-# A worker answers the supervisor's health check only once Python and its imports are up; on a
-# busy 2-core machine that took longer than uvicorn's default 5 s, and the supervisor then killed
-# and respawned every worker for good.
-WORKER_START_TIMEOUT_S = 60
-
-
 @cli.command("serve")
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    workers: Annotated[int, typer.Option()] = 1,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
 ) -> None:
     """Run the web server."""
-    uvicorn.run(
-        "app.main:serving_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        http=NoDelayHttpToolsProtocol,
-        loop="uvloop",
-        timeout_worker_healthcheck=WORKER_START_TIMEOUT_S,
-        log_config=log_config(),
-    )
-
-
-class NoDelayHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools HTTP/1.1 protocol with Nagle's algorithm off on every connection.
-
-    httptools (C, llhttp) and uvloop rather than h11 and asyncio's loop: measured in ADR 0014.
-
-    asyncio turns it off only for sockets it recognises as TCP; the listening socket uvicorn
-    hands to its worker processes is not, so with `--workers 2` every keep-alive answer waited
-    for the client's delayed ACK: 44 ms per request (measured), whatever the request.
-    """
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
+    serving.serve(host, port, workers)
 
 
 @audit_cli.command("verify")

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
+from app import serving
 from app.audit import service as audit
 from app.auth import service as auth
 from app.auth.permissions import Role
@@ -233,15 +233,23 @@ def test_served_workers_start_with_their_heap_out_of_the_collectors_reach(cli_db
     collection then walks what requests made, not the objects of every module, route and model,
     which stalled a worker's requests for 120-300 ms at a time (docs/performance.md, stop 24)."""
     served: dict = {}
-    monkeypatch.setattr(
-        uvicorn, "run", lambda target, **options: served.update(options, app=target)
-    )
-    result = runner.invoke(cli, ["serve", "--workers", "2"])
+
+    class Supervisor:
+        def __init__(self, config, target=None, sockets=()):
+            served.update(config=config, sockets=sockets)
+
+        def run(self):
+            for sock in served["sockets"]:
+                sock.close()
+
+    monkeypatch.setattr(serving, "Multiprocess", Supervisor)
+    result = runner.invoke(cli, ["serve", "--workers", "2", "--port", "0"])
     assert result.exit_code == 0, result.output
-    assert served["factory"] and served["workers"] == 2
+    config = served["config"]
+    assert config.factory and config.workers == 2
     probe = (
         "import gc; from uvicorn.importer import import_from_string; "
-        f"before = gc.get_freeze_count(); import_from_string({served['app']!r})(); "
+        f"before = gc.get_freeze_count(); import_from_string({config.app!r})(); "
         "print(before, gc.get_freeze_count())"
     )
     worker = subprocess.run(
