@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -31,6 +32,7 @@ from app.scan.schemas import ScanExpectation
 from app.vessels.models import Vessel
 
 PG_ENV = "HOMEWARD_TEST_DATABASE_URL"
+HISTORY_ENDED = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 on_postgresql = pytest.mark.skipif(
     not os.environ.get(PG_ENV), reason="needs PostgreSQL (HOMEWARD_TEST_DATABASE_URL)"
 )
@@ -93,10 +95,17 @@ def test_perf_cloned_batches_have_valid_identities_and_the_demo_mix(committed_en
         clones = Clones(connection)
         assert clones.grow_to(30) == 30
         assert clones.grow_to(44) == 44  # growing again continues the copies
+        with factory() as session:
+            in_treatment = session.execute(select(func.count()).select_from(Patient)).scalar_one()
+            before = session.execute(select(func.max(Batch.id))).scalar_one()
+            assert set(session.execute(select(Batch.status)).scalars()) == set(demo_states)
+        # The lab's history: copies whose batches ended long ago keep no patient on the board.
+        assert clones.grow_to(60, ended_at=HISTORY_ENDED) == 60
 
     with factory() as session:
-        assert session.execute(select(func.count()).select_from(Batch)).scalar_one() == 44
-        assert set(session.execute(select(Batch.status)).scalars()) == set(demo_states)
+        assert session.execute(select(func.count()).select_from(Batch)).scalar_one() == 60
+        history = select(Batch.status, Batch.status_changed_at).where(Batch.id > before)
+        assert set(session.execute(history).all()) == {("completed", HISTORY_ENDED)}
         cois = list(session.execute(select(Patient.coi)).scalars())
         assert len(set(cois)) == len(cois) and all(parse_coi(coi) == coi for coi in cois)
         rows = session.execute(select(Vessel, Biopsy).join(Biopsy, Biopsy.id == Vessel.biopsy_id))
@@ -128,8 +137,10 @@ def test_perf_cloned_batches_have_valid_identities_and_the_demo_mix(committed_en
             ),
         )
         assert patient.coi not in cois
-        # Every patient, clone or demo, is in treatment; one with no biopsy yet is not (ADR 0013).
-        assert board.readiness(session, settings, limit=200).total == len(cois)
+        # Every patient but the history's is in treatment; one with no biopsy yet is not (ADR
+        # 0013).
+        assert len(cois) > in_treatment
+        assert board.readiness(session, settings, limit=200).total == in_treatment
         session.rollback()
 
 

@@ -25,6 +25,7 @@ import app.models  # noqa: F401  (every table's foreign keys known before they a
 from app.audit.chain import GENESIS, canonical_json, event_hash
 from app.audit.models import AuditEvent
 from app.audit.service import rebuild_heads
+from app.batches.states import BatchStatus
 from app.db import metadata
 from app.identity.codes import DIN, VesselCode, build_coi
 
@@ -144,6 +145,10 @@ def _unique(table: Table, column: str) -> bool:
     return bool(table.c[column].unique) or [column] in alone
 
 
+# The state a history copy's batch ended in: the usual end of an autologous batch.
+HISTORY_STATUS = BatchStatus.COMPLETED.value
+
+
 def _renumbered(number: str, sequence: int) -> str:
     """`number` with its trailing sequence replaced, as wide (B26-00003 -> B26-00042)."""
     head, _, tail = number.rpartition("-")
@@ -239,7 +244,12 @@ class Clones:
             sequence = self._next(f"deviation:{template['number'][3:5]}")
             row["number"] = _renumbered(template["number"], sequence)
 
-    def _clone(self, patient_id: int, produced: dict[str, list[dict[str, Any]]]) -> None:
+    def _clone(
+        self,
+        patient_id: int,
+        produced: dict[str, list[dict[str, Any]]],
+        ended_at: datetime | None,
+    ) -> None:
         n = self.copies
         dins: dict[int, DIN] = {}
         for table in self.tables:
@@ -255,17 +265,23 @@ class Clones:
                     ids = json.loads(row[column])
                     row[column] = json.dumps([i + n * self.stride[target] for i in ids])
                 self._new_identity(table.name, template, row, dins)
+                if ended_at is not None and table.name == "batch":
+                    row["status"], row["status_changed_at"] = HISTORY_STATUS, ended_at
                 produced[table.name].append(row)
 
-    def grow_to(self, batches: int) -> int:
-        """Clone until the database holds at least `batches` batches; how many it holds."""
+    def grow_to(self, batches: int, *, ended_at: datetime | None = None) -> int:
+        """Clone until the database holds at least `batches` batches; how many it holds.
+
+        With `ended_at`, the new copies are the lab's history: their batches were completed then
+        (the rest of each copy is left as the template had it; nothing the bench times reads
+        it). Without it they have the demo's mix of states, so every copy is in treatment."""
         connection = self.connection
         have = connection.execute("SELECT count(*) AS n FROM batch").fetchone()["n"]
         produced: dict[str, list[dict[str, Any]]] = defaultdict(list)
         while have < batches:
             self.copies += 1
             template = self.templates[(self.copies - 1) % len(self.templates)]
-            self._clone(template, produced)
+            self._clone(template, produced, ended_at)
             have += len(self.rows["batch"][template])
         for table in self.tables:
             _copy(connection, table.name, produced[table.name])

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from app.bench.data import Clones, fill_audit_chain
 from app.bench.database import libpq, load_demo, scratch_database
 from app.bench.load import REQUEST_TIMEOUT_S, Load
 from app.bench.load import run as run_load
-from app.bench.server import get_json, running_server, scan_bodies, token, wait_answering
+from app.bench.server import get, get_json, running_server, scan_bodies, token, wait_answering
+from app.clock import utcnow
 from app.db import OPERATOR_LIMITS, make_engine, session_factory_for
 from app.demo import DEMO_USERS
 
@@ -45,6 +47,9 @@ RECOVERY_TIMEOUT_S = 15.0
 # auditing. Only the bench sets it (on a server of its own, over a scratch database).
 SKIP_SCAN_AUDIT = {"HOMEWARD_SCAN_AUDIT": "0"}
 HTTP_TIMEOUT_S = 120.0
+# How long ago the large database's history batches ended: past any board window (at most
+# 365 days, `board_ended_days`), so none of them keeps its patient on the board.
+HISTORY_AGE = timedelta(days=400)
 
 Progress = Callable[[str], None]
 
@@ -83,6 +88,11 @@ def _median_ms(client: httpx.Client, path: str, bearer: str, calls: int) -> floa
         get_json(client, path, bearer)
         times.append(time.perf_counter() - began)
     return statistics.median(times) * 1000
+
+
+def _board_total(client: httpx.Client, bearer: str) -> int:
+    """How many patients the readiness board shows, over all its pages (`X-Total-Count`)."""
+    return int(get(client, "/clinic/readiness", bearer).headers["X-Total-Count"])
 
 
 def _machine(engine: Engine) -> dict[str, Any]:
@@ -140,19 +150,26 @@ class _Server:
 
 def _queries(server: _Server, url: str, sizes: Sizes, progress: Progress) -> dict[str, Any]:
     """Readiness board (as the clinician) and lineage of the demo's biggest vessel tree, each
-    at the small and at the large number of batches."""
+    at the small and at the large number of batches. The small database's batches have the
+    demo's mix of states, so all its patients are in treatment; the large one adds the lab's
+    history, batches completed long ago (ADR 0035), so the board's patients stay those of the
+    small one, as in a lab that has made 10,000 batches over the years."""
     figures: dict[str, Any] = {}
     clinician = token(server.client, "clinician", _password("clinician"))
     vessels = Counter(json.loads(body)["expect"]["batch_id"] for body in server.load.bodies)
     (batch_id, _), *_ = vessels.most_common(1)
     with psycopg.connect(libpq(url), row_factory=dict_row) as connection:
         clones = Clones(connection)
-        for key, size in (("100", sizes.batches_small), ("10000", sizes.batches_large)):
+        for key, size, ended_at in (
+            ("100", sizes.batches_small, None),
+            ("10000", sizes.batches_large, utcnow() - HISTORY_AGE),
+        ):
             progress(f"readiness board and lineage at {size:,} batches")
-            figures[f"batches_at_{key}"] = clones.grow_to(size)
+            figures[f"batches_at_{key}"] = clones.grow_to(size, ended_at=ended_at)
             figures[f"readiness_ms_{key}"] = _median_ms(
                 server.client, "/clinic/readiness", clinician, sizes.calls
             )
+            figures[f"readiness_patients_{key}"] = _board_total(server.client, clinician)
             figures[f"lineage_ms_{key}"] = _median_ms(
                 server.client, f"/batches/{batch_id}/lineage", server.load.bearer, sizes.calls
             )

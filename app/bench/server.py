@@ -104,11 +104,15 @@ def token(client: httpx.Client, username: str, password: str) -> str:
     return answer.json()["access_token"]
 
 
-def get_json(client: httpx.Client, path: str, bearer: str) -> Any:
+def get(client: httpx.Client, path: str, bearer: str) -> httpx.Response:
     """GET `path` under the API as the holder of `bearer`; any answer but 200 is an error."""
     answer = client.get(f"{API}{path}", headers={"Authorization": f"Bearer {bearer}"})
     answer.raise_for_status()
-    return answer.json()
+    return answer
+
+
+def get_json(client: httpx.Client, path: str, bearer: str) -> Any:
+    return get(client, path, bearer).json()
 
 
 def scan_bodies(client: httpx.Client, bearer: str) -> list[dict[str, Any]]:
