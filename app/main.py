@@ -39,6 +39,7 @@ from app.gmp_settings.pages import router as gmp_settings_pages
 from app.labels import printing
 from app.labels.api import router as labels_router
 from app.labels.pages import router as printer_pages
+from app.logs import flush_batched
 from app.materials.api import router as catalogue_router
 from app.materials.pages import router as materials_pages
 from app.notifications.api import router as notifications_router
@@ -273,6 +274,7 @@ def create_app(
             worker.close()
         if engine is not None:
             engine.dispose()
+        flush_batched()  # the access lines of the last requests (app/logs.py)
 
     app = FastAPI(
         title="Homeward",

@@ -1,9 +1,12 @@
-"""SEC: no personal data in logs: the access log never shows query strings."""
+"""SEC: no personal data in logs: the access log never shows query strings. Access lines are
+written in batches by the handler's own thread, and none is lost at shutdown."""
 
+import io
 import logging
 import logging.config
+import time
 
-from app.logs import RedactQueryStrings, log_config
+from app.logs import BatchedStreamHandler, RedactQueryStrings, log_config
 
 
 def test_sec_access_log_lines_drop_the_query_string():
@@ -25,3 +28,35 @@ def test_sec_the_server_log_configuration_installs_the_filter():
     logging.config.dictConfig(config)
     handler_filters = logging.getLogger("uvicorn.access").handlers[0].filters
     assert any(isinstance(f, RedactQueryStrings) for f in handler_filters)
+
+
+def _access_record(path: str) -> logging.LogRecord:
+    return logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "POST", path, "1.1", 200), None,
+    )  # fmt: skip
+
+
+def test_sec_batched_access_lines_wait_in_memory_and_are_all_written_at_close():
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval_s=3600)
+    handler.addFilter(RedactQueryStrings())
+    for n in range(500):
+        handler.handle(_access_record(f"/api/v1/scan/{n}?mrn=MRN-100001"))
+    assert stream.getvalue() == ""  # the request's thread wrote nothing
+    handler.close()
+    lines = stream.getvalue().splitlines()
+    assert lines == [f'127.0.0.1:5000 - "POST /api/v1/scan/{n} HTTP/1.1" 200' for n in range(500)]
+
+
+def test_batched_access_lines_are_written_by_the_handlers_thread_within_its_interval():
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval_s=0.05)
+    try:
+        handler.handle(_access_record("/api/v1/health"))
+        deadline = time.monotonic() + 10
+        while not stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stream.getvalue() == '127.0.0.1:5000 - "POST /api/v1/health HTTP/1.1" 200\n'
+    finally:
+        handler.close()

@@ -88,3 +88,16 @@ def test_each_of_two_workers_listens_on_its_own_socket_and_answers(database, tmp
         with httpx.Client(base_url=served.base_url) as client:
             assert client.get("/api/v1/health").status_code == 200
     assert listening_sockets(port) == 0
+
+
+def test_sec_every_access_line_reaches_the_server_log_without_its_query_string(database, tmp_path):
+    """Access lines are written in batches (app/logs.py): after the server stops, each request
+    of its two workers has its line, and no line shows the query string."""
+    with running_server(database, tmp_path, workers=2) as served:
+        port = httpx.URL(served.base_url).port
+        with httpx.Client(base_url=served.base_url) as client:
+            for n in range(20):
+                client.get(f"/api/v1/health?mrn=MRN-{n:06d}")
+    log = (tmp_path / f"server-{port}.log").read_text()
+    assert log.count('"GET /api/v1/health HTTP/1.1" 200') >= 20  # the start-up probes too
+    assert "MRN-" not in log
