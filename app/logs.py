@@ -11,8 +11,9 @@ from weakref import WeakSet
 
 from uvicorn.config import LOGGING_CONFIG
 
-# How long an access line may wait in memory before it is written.
+# How long an access line may wait in memory before it is written, and how many may wait.
 FLUSH_INTERVAL_S = 0.25
+MAX_WAITING = 10_000
 
 
 class RedactQueryStrings(logging.Filter):
@@ -46,9 +47,14 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
     throughput (docs/performance.md, stop 29). A line reaches the stream within `interval_s`;
     `flush()`, `close()` and `flush_batched()` write what waits (nothing is lost at shutdown)."""
 
-    def __init__(self, stream: TextIO | None = None, interval_s: float = FLUSH_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        interval_s: float = FLUSH_INTERVAL_S,
+        max_waiting: int = MAX_WAITING,
+    ) -> None:
         super().__init__(stream)
-        self.interval_s = interval_s
+        self.interval_s, self.max_waiting = interval_s, max_waiting
         self._waiting: deque[logging.LogRecord] = deque()  # appended and taken thread-safely
         self._stopping = threading.Event()
         self._flushing = threading.Lock()
@@ -58,6 +64,10 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
 
     def emit(self, record: logging.LogRecord) -> None:
         self._waiting.append(record)  # atomic under the GIL; formatted by the writer
+        if len(self._waiting) >= self.max_waiting:
+            # The writer is behind (a stream that blocks): the caller writes and waits, as
+            # with one write per line, rather than the lines piling up in memory.
+            self.flush()
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval_s):

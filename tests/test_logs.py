@@ -60,3 +60,15 @@ def test_batched_access_lines_are_written_by_the_handlers_thread_within_its_inte
         assert stream.getvalue() == '127.0.0.1:5000 - "POST /api/v1/health HTTP/1.1" 200\n'
     finally:
         handler.close()
+
+
+def test_a_writer_that_falls_behind_makes_the_caller_write_rather_than_memory_grow():
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval_s=3600, max_waiting=10)
+    try:
+        for n in range(25):
+            handler.handle(_access_record(f"/api/v1/scan/{n}"))
+        assert stream.getvalue().count("\n") == 20  # two batches of 10 written by emit itself
+    finally:
+        handler.close()
+    assert stream.getvalue().count("\n") == 25
