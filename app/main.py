@@ -269,12 +269,12 @@ def create_app(
         worker = Worker(session_factory, settings).start() if settings.webhook_urls else None
         printers = printing.worker(session_factory).start()
         yield
+        flush_batched()  # the access lines of the last requests (app/logs.py)
         printers.close()
         if worker is not None:
             worker.close()
         if engine is not None:
             engine.dispose()
-        flush_batched()  # the access lines of the last requests (app/logs.py)
 
     app = FastAPI(
         title="Homeward",

@@ -6,7 +6,7 @@ import logging
 import logging.config
 import time
 
-from app.logs import BatchedStreamHandler, RedactQueryStrings, log_config
+from app.logs import BatchedStreamHandler, RedactQueryStrings, flush_batched, log_config
 
 
 def test_sec_access_log_lines_drop_the_query_string():
@@ -72,3 +72,19 @@ def test_a_writer_that_falls_behind_makes_the_caller_write_rather_than_memory_gr
     finally:
         handler.close()
     assert stream.getvalue().count("\n") == 25
+
+
+def test_flush_batched_writes_what_waits_in_every_batched_handler():
+    """What the application's shutdown calls: a uvicorn worker ends past atexit's flush."""
+    streams = [io.StringIO(), io.StringIO()]
+    handlers = [BatchedStreamHandler(stream, interval_s=3600) for stream in streams]
+    try:
+        for handler in handlers:
+            handler.handle(_access_record("/api/v1/scan"))
+        flush_batched()
+        assert [s.getvalue() for s in streams] == [
+            '127.0.0.1:5000 - "POST /api/v1/scan HTTP/1.1" 200\n'
+        ] * 2
+    finally:
+        for handler in handlers:
+            handler.close()
